@@ -1,0 +1,81 @@
+"""Validation of hyperparameters at construction time.
+
+Only concrete Python numbers (and NumPy scalars) are checked: JAX arrays may be traced under
+``jit``/``vmap`` and schedules are functions, so their values are not known when an optimizer
+is built. Each check raises a ``ValueError`` naming the argument and the allowed range, or a
+``TypeError`` naming the argument and the accepted types.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def _is_python_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_hyperparam(name: str, value: Any, *, schedule_ok: bool = False) -> None:
+    """Raise ``TypeError`` unless ``value`` is a number, an array, or (if allowed) a callable."""
+    if _is_python_number(value) or isinstance(value, (jax.Array, np.ndarray, np.generic)):
+        return
+    if schedule_ok and callable(value):
+        return
+    expected = "a number, a JAX array" + (" or a schedule (step -> value)" if schedule_ok else "")
+    raise TypeError(f"{name} must be {expected}; got {type(value).__name__}: {value!r}")
+
+
+def check_range(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+    schedule_ok: bool = False,
+) -> None:
+    """Check a hyperparameter's type, and its range when it is a concrete Python number."""
+    check_hyperparam(name, value, schedule_ok=schedule_ok)
+    if not _is_python_number(value):
+        return
+    value = float(value)
+    ok = not math.isnan(value)
+    if low is not None:
+        ok &= value >= low if low_inclusive else value > low
+    if high is not None:
+        ok &= value <= high if high_inclusive else value < high
+    if not ok:
+        left = "[" if low_inclusive else "("
+        right = "]" if high_inclusive else ")"
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise ValueError(f"{name} must be in {left}{lo}, {hi}{right}; got {value!r}")
+
+
+def non_negative(name: str, value: Any, *, schedule_ok: bool = False) -> None:
+    """``value >= 0``."""
+    check_range(name, value, low=0.0, schedule_ok=schedule_ok)
+
+
+def positive(name: str, value: Any, *, schedule_ok: bool = False) -> None:
+    """``value > 0``."""
+    check_range(name, value, low=0.0, low_inclusive=False, schedule_ok=schedule_ok)
+
+
+def decay_rate(name: str, value: Any, *, schedule_ok: bool = False) -> None:
+    """A momentum or exponential-decay rate: ``0 <= value < 1``."""
+    check_range(name, value, low=0.0, high=1.0, high_inclusive=False, schedule_ok=schedule_ok)
+
+
+def positive_int(name: str, value: Any) -> None:
+    """A count such as the number of accumulation steps: an ``int >= 1``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__}: {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1; got {value!r}")
