@@ -36,6 +36,12 @@ __all__ = [
 ]
 
 # --- optimizers, transforms, schedules (issue 2) -------------------------------------------
+from gdjax import optimizers, schedules, transforms
+from gdjax.optimizers import *  # noqa: F403
+from gdjax.transforms import *  # noqa: F403
+
+__all__ += ["optimizers", "schedules", "transforms"]
+__all__ += optimizers.__all__ + transforms.__all__
 
 # --- losses, metrics, models, data (issue 4) -----------------------------------------------
 

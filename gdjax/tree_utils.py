@@ -33,8 +33,9 @@ def tree_global_norm(tree: Any) -> jax.Array:
 
 def tree_cast_like(tree: Any, like: Any) -> Any:
     """Cast each leaf of ``tree`` to the dtype of the matching leaf of ``like``."""
-    return jax.tree.map(lambda x, y: None if x is None else x.astype(y.dtype), tree, like,
-                        is_leaf=is_none)
+    return jax.tree.map(
+        lambda x, y: None if x is None else x.astype(y.dtype), tree, like, is_leaf=is_none
+    )
 
 
 def check_same_structure(updates: Any, reference: Any, what: str = "optimizer state") -> None:
@@ -48,10 +49,14 @@ def check_same_structure(updates: Any, reference: Any, what: str = "optimizer st
     r_def = jax.tree.structure(reference, is_leaf=is_none)
     if u_def == r_def:
         return
-    u_paths = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(
-        updates, is_leaf=is_none)}
-    r_paths = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(
-        reference, is_leaf=is_none)}
+    u_paths = {
+        jax.tree_util.keystr(p)
+        for p, _ in jax.tree_util.tree_leaves_with_path(updates, is_leaf=is_none)
+    }
+    r_paths = {
+        jax.tree_util.keystr(p)
+        for p, _ in jax.tree_util.tree_leaves_with_path(reference, is_leaf=is_none)
+    }
     missing = sorted(r_paths - u_paths)
     extra = sorted(u_paths - r_paths)
     detail = []

@@ -1,0 +1,389 @@
+r"""Named optimizers: chains of transformations with optax's names, arguments and defaults.
+
+Each returns an ``optax.GradientTransformationExtraArgs``. Every hyperparameter accepts a
+Python number or a JAX array — also a traced one, so ``jax.vmap`` over learning rates (or
+momenta, betas, weight decays) runs independent trajectories in one program — and
+``learning_rate`` (and ``weight_decay``) also accept a schedule ``step -> value``.
+
+Python-number hyperparameters are validated here, when the optimizer is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import optax
+
+from gdjax import _checks
+from gdjax.base import ScalarOrSchedule, chain
+from gdjax.transforms import (
+    add_decayed_weights,
+    heavy_ball,
+    scale_by_adadelta,
+    scale_by_adam,
+    scale_by_adamax,
+    scale_by_amsgrad,
+    scale_by_learning_rate,
+    scale_by_rms,
+    scale_by_rss,
+    scale_by_stddev,
+    trace,
+)
+from gdjax.transforms.regularization import Mask
+
+Extra = optax.GradientTransformationExtraArgs
+
+
+def sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: float | jax.Array | None = None,
+    nesterov: bool = False,
+    accumulator_dtype: Any = None,
+) -> Extra:
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum, as in optax.
+
+    $$
+    v_t = \gamma v_{t-1} + g_t, \qquad \theta_{t+1} = \theta_t - \alpha_t v_t
+    $$
+
+    (no momentum: $\theta_{t+1} = \theta_t - \alpha_t g_t$, the update rule
+    $\theta = \theta - \alpha\nabla J(\theta)$ of the source documents). Whether it is
+    batch, stochastic or mini-batch gradient descent depends only on the data each gradient
+    is computed from.
+
+    Args:
+        learning_rate: $\alpha \ge 0$: a number, array or schedule.
+        momentum: $\gamma \in [0, 1)$, or ``None`` for plain gradient descent.
+        nesterov: Nesterov accelerated gradient (needs ``momentum``).
+        accumulator_dtype: dtype of the momentum buffer.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, gdjax
+        >>> opt = gdjax.sgd(0.1, momentum=0.9)
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = opt.init(params)
+        >>> for _ in range(100):
+        ...     grads = jax.grad(lambda p: jnp.sum(p**2))(params)
+        ...     updates, state = opt.update(grads, state, params)
+        ...     params = gdjax.apply_updates(params, updates)
+        >>> bool(jnp.abs(params).max() < 1e-2)
+        True
+    """
+    _checks.non_negative("learning_rate", learning_rate, schedule_ok=True)
+    if momentum is None:
+        if nesterov:
+            raise ValueError("nesterov=True needs a momentum value in [0, 1); got momentum=None")
+        return chain(scale_by_learning_rate(learning_rate))
+    _checks.decay_rate("momentum", momentum)
+    return chain(
+        trace(decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def momentum(learning_rate: ScalarOrSchedule, beta: float | jax.Array = 0.9) -> Extra:
+    r"""Heavy-ball momentum in the source documents' form.
+
+    $$
+    v_t = \beta v_{t-1} + \alpha_t \nabla J(\theta_t), \qquad \theta_{t+1} = \theta_t - v_t
+    $$
+
+    Identical to ``sgd(learning_rate, momentum=beta)`` for a constant learning rate; under a
+    schedule a change of $\alpha$ acts through the velocity (see `heavy_ball`).
+
+    Args:
+        learning_rate: $\alpha \ge 0$: a number, array or schedule.
+        beta: $\beta \in [0, 1)$ (the documents' $\gamma$), typically 0.9.
+    """
+    _checks.non_negative("learning_rate", learning_rate, schedule_ok=True)
+    _checks.decay_rate("beta", beta)
+    return chain(heavy_ball(learning_rate, beta))
+
+
+def nesterov(learning_rate: ScalarOrSchedule, beta: float | jax.Array = 0.9) -> Extra:
+    r"""Nesterov accelerated gradient (NAG).
+
+    The gradient is evaluated at the look-ahead point $\theta_t - \beta v_{t-1}$:
+
+    $$
+    v_t = \beta v_{t-1} + \alpha_t \nabla J(\theta_t - \beta v_{t-1}), \qquad
+    $$
+
+               \theta_{t+1} = \theta_t - v_t
+
+    implemented in the equivalent form that only needs $\nabla J(\theta_t)$
+    (Sutskever et al., 2013); equal to ``sgd(lr, momentum=beta, nesterov=True)`` for a constant
+    learning rate.
+
+    Args:
+        learning_rate: $\alpha \ge 0$: a number, array or schedule.
+        beta: $\beta \in [0, 1)$.
+    """
+    _checks.non_negative("learning_rate", learning_rate, schedule_ok=True)
+    _checks.decay_rate("beta", beta)
+    return chain(heavy_ball(learning_rate, beta, nesterov=True))
+
+
+def adagrad(
+    learning_rate: ScalarOrSchedule,
+    initial_accumulator_value: float | jax.Array = 0.1,
+    eps: float | jax.Array = 1e-7,
+) -> Extra:
+    r"""AdaGrad: per-parameter steps shrink with the accumulated squared gradient.
+
+    $$
+    G_t = G_{t-1} + g_t^2, \qquad \theta_{t+1} = \theta_t - \frac{\alpha_t}{\sqrt{G_t + \epsilon}}\, g_t
+    $$
+
+    Args:
+        learning_rate: $\alpha \ge 0$.
+        initial_accumulator_value: $G_0 \ge 0$.
+        eps: $\epsilon > 0$.
+    """
+    return chain(
+        scale_by_rss(initial_accumulator_value, eps), scale_by_learning_rate(learning_rate)
+    )
+
+
+def rmsprop(
+    learning_rate: ScalarOrSchedule,
+    decay: float | jax.Array = 0.9,
+    eps: float | jax.Array = 1e-8,
+    initial_scale: float | jax.Array = 0.0,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    momentum: float | jax.Array | None = None,
+    nesterov: bool = False,
+) -> Extra:
+    r"""RMSprop, plain or centered, with optional momentum.
+
+    $$
+    \nu_t = \rho\nu_{t-1} + (1-\rho) g_t^2, \qquad
+    \theta_{t+1} = \theta_t - \alpha_t \frac{g_t}{\sqrt{\nu_t + \epsilon}}
+    $$
+
+    ``centered=True`` divides by $\sqrt{\nu_t - \mu_t^2 + \epsilon}$ with
+    $\mu_t$ the EMA of gradients; ``momentum=γ`` adds a momentum buffer on the step.
+
+    Args:
+        learning_rate: $\alpha \ge 0$.
+        decay: $\rho \in [0, 1)$.
+        eps: $\epsilon > 0$.
+        initial_scale: $\nu_0 \ge 0$.
+        eps_in_sqrt: put $\epsilon$ inside the root (optax) or outside (PyTorch).
+        centered: centered RMSprop (Graves, 2013).
+        momentum: optional momentum $\gamma \in [0, 1)$.
+        nesterov: Nesterov form of that momentum.
+    """
+    scaler = scale_by_stddev if centered else scale_by_rms
+    parts = [
+        scaler(decay=decay, eps=eps, initial_scale=initial_scale, eps_in_sqrt=eps_in_sqrt),
+        scale_by_learning_rate(learning_rate),
+    ]
+    if momentum is not None:
+        parts.append(trace(decay=momentum, nesterov=nesterov))
+    elif nesterov:
+        raise ValueError("nesterov=True needs a momentum value in [0, 1); got momentum=None")
+    return chain(*parts)
+
+
+def adam(
+    learning_rate: ScalarOrSchedule,
+    b1: float | jax.Array = 0.9,
+    b2: float | jax.Array = 0.999,
+    eps: float | jax.Array = 1e-8,
+    eps_root: float | jax.Array = 0.0,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = False,
+) -> Extra:
+    r"""Adam (Kingma & Ba, 2015).
+
+    $$
+    m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,
+    \\ \theta_{t+1} = \theta_t - \alpha_t \frac{m_t/(1-\beta_1^t)}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon}
+    $$
+
+    Args:
+        learning_rate: $\alpha \ge 0$: a number, array or schedule.
+        b1: $\beta_1 \in [0, 1)$.
+        b2: $\beta_2 \in [0, 1)$.
+        eps: $\epsilon > 0$.
+        eps_root: $\epsilon$ inside the root, $\ge 0$.
+        mu_dtype: dtype of the first moment.
+        nesterov: NAdam's Nesterov momentum (see `nadam`).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, gdjax
+        >>> opt = gdjax.adam(1e-1)
+        >>> params = {"w": jnp.array([1.0, -2.0])}
+        >>> state = opt.init(params)
+        >>> grads = jax.grad(lambda p: jnp.sum(p["w"] ** 2))(params)
+        >>> updates, state = opt.update(grads, state, params)
+        >>> [round(x, 4) for x in updates["w"].tolist()]  # first step: -lr * sign(g)
+        [-0.1, 0.1]
+    """
+    return chain(
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def adamw(
+    learning_rate: ScalarOrSchedule,
+    b1: float | jax.Array = 0.9,
+    b2: float | jax.Array = 0.999,
+    eps: float | jax.Array = 1e-8,
+    eps_root: float | jax.Array = 0.0,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Mask = None,
+    *,
+    nesterov: bool = False,
+) -> Extra:
+    r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
+
+    $$
+    \theta_{t+1} = \theta_t - \alpha_t\left(\frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} + \lambda\theta_t\right)
+    $$
+
+    Args:
+        learning_rate: $\alpha \ge 0$.
+        b1: $\beta_1 \in [0, 1)$.
+        b2: $\beta_2 \in [0, 1)$.
+        eps: $\epsilon > 0$.
+        eps_root: $\epsilon$ inside the root.
+        mu_dtype: dtype of the first moment.
+        weight_decay: $\lambda \ge 0$: a number, array or schedule.
+        mask: which parameters decay (pytree of bools or ``params -> pytree``).
+        nesterov: use NAdam's moment (NAdamW).
+    """
+    return chain(
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
+def nadam(
+    learning_rate: ScalarOrSchedule,
+    b1: float | jax.Array = 0.9,
+    b2: float | jax.Array = 0.999,
+    eps: float | jax.Array = 1e-8,
+    eps_root: float | jax.Array = 0.0,
+    mu_dtype: Any = None,
+) -> Extra:
+    r"""NAdam (Dozat, 2016): Adam with Nesterov momentum.
+
+    $$
+    \theta_{t+1} = \theta_t - \alpha_t
+    \frac{\beta_1 \frac{m_t}{1-\beta_1^{t+1}} + (1-\beta_1)\frac{g_t}{1-\beta_1^t}}
+    {\sqrt{\hat v_t} + \epsilon}
+    $$
+
+    Args:
+        learning_rate: $\alpha \ge 0$.
+        b1: $\beta_1 \in [0, 1)$.
+        b2: $\beta_2 \in [0, 1)$.
+        eps: $\epsilon > 0$.
+        eps_root: $\epsilon$ inside the root.
+        mu_dtype: dtype of the first moment.
+    """
+    return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True)
+
+
+def amsgrad(
+    learning_rate: ScalarOrSchedule,
+    b1: float | jax.Array = 0.9,
+    b2: float | jax.Array = 0.999,
+    eps: float | jax.Array = 1e-8,
+    eps_root: float | jax.Array = 0.0,
+    mu_dtype: Any = None,
+) -> Extra:
+    r"""AMSGrad (Reddi et al., 2018): Adam with a running maximum of the second moment.
+
+    $$
+    \hat v^{\max}_t = \max(\hat v^{\max}_{t-1}, \hat v_t), \qquad
+    $$
+
+               \theta_{t+1} = \theta_t - \alpha_t \frac{\hat m_t}{\sqrt{\hat v^{\max}_t} + \epsilon}
+
+    Args:
+        learning_rate: $\alpha \ge 0$.
+        b1: $\beta_1 \in [0, 1)$.
+        b2: $\beta_2 \in [0, 1)$.
+        eps: $\epsilon > 0$.
+        eps_root: $\epsilon$ inside the root.
+        mu_dtype: dtype of the first moment.
+    """
+    return chain(
+        scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype), scale_by_learning_rate(learning_rate)
+    )
+
+
+def adadelta(
+    learning_rate: ScalarOrSchedule | None = None,
+    rho: float | jax.Array = 0.9,
+    eps: float | jax.Array = 1e-6,
+    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay_mask: Mask = None,
+) -> Extra:
+    r"""AdaDelta (Zeiler, 2012).
+
+    $$
+    \Delta\theta_t = -\alpha_t\frac{\sqrt{E[\Delta\theta^2]_{t-1} + \epsilon}}{\sqrt{E[g^2]_t + \epsilon}}\, g_t
+    $$
+
+    Args:
+        learning_rate: $\alpha \ge 0$; ``None`` means 1 (Zeiler's original, no learning
+            rate). Note: ``optax.adadelta(None)`` skips the sign flip and so *ascends*; gdjax
+            descends.
+        rho: $\rho \in [0, 1)$.
+        eps: $\epsilon > 0$.
+        weight_decay: coupled weight decay $\lambda \ge 0$ added to the gradient.
+        weight_decay_mask: which parameters decay.
+    """
+    return chain(
+        add_decayed_weights(weight_decay, weight_decay_mask),
+        scale_by_adadelta(rho, eps),
+        scale_by_learning_rate(1.0 if learning_rate is None else learning_rate),
+    )
+
+
+def adamax(
+    learning_rate: ScalarOrSchedule,
+    b1: float | jax.Array = 0.9,
+    b2: float | jax.Array = 0.999,
+    eps: float | jax.Array = 1e-8,
+) -> Extra:
+    r"""Adamax (Kingma & Ba, 2015): Adam under the infinity norm.
+
+    $$
+    u_t = \max(\beta_2 u_{t-1}, |g_t| + \epsilon), \qquad
+    $$
+
+               \theta_{t+1} = \theta_t - \alpha_t \frac{m_t/(1-\beta_1^t)}{u_t}
+
+    Args:
+        learning_rate: $\alpha \ge 0$.
+        b1: $\beta_1 \in [0, 1)$.
+        b2: $\beta_2 \in [0, 1)$.
+        eps: $\epsilon > 0$.
+    """
+    return chain(scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))
+
+
+__all__ = [
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "amsgrad",
+    "momentum",
+    "nadam",
+    "nesterov",
+    "rmsprop",
+    "sgd",
+]

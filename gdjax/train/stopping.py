@@ -1,0 +1,226 @@
+"""Stopping rules and learning-rate reduction, as pure per-epoch state machines.
+
+The rules run inside the compiled epoch program (so that a vmapped sweep stops each member on its
+own) and their state is part of the checkpoint (so that a resumed run stops exactly where an
+uninterrupted one would).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+#: Why a run stopped, indexed by :attr:`StopState.reason`.
+REASONS = ("", "early stopping", "loss change below tolerance", "non-finite loss")
+NONE, EARLY, TOLERANCE, NONFINITE = range(4)
+
+
+def _check_mode(mode: str, who: str) -> None:
+    if mode not in ("min", "max"):
+        raise ValueError(f"{who}: mode must be 'min' or 'max', got {mode!r}")
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop when a monitored quantity has not improved for ``patience`` epochs.
+
+    Args:
+        monitor: History key to watch, e.g. ``"val_loss"``, ``"loss"`` or ``"val_accuracy"``.
+        patience: Epochs without improvement before stopping (``>= 1``).
+        min_delta: An epoch improves only if it beats the best value by more than this.
+        mode: ``"min"`` for losses, ``"max"`` for accuracies.
+        restore_best: Return the parameters (and model state) of the best epoch at the end.
+
+    Example:
+        >>> import gdjax
+        >>> stop = gdjax.EarlyStopping(monitor="val_loss", patience=3, min_delta=1e-4)
+    """
+
+    monitor: str = "val_loss"
+    patience: int = 5
+    min_delta: float = 0.0
+    mode: Literal["min", "max"] = "min"
+    restore_best: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.patience, int) or self.patience < 1:
+            raise ValueError(f"EarlyStopping: patience must be an int >= 1, got {self.patience!r}")
+        if not self.min_delta >= 0:
+            raise ValueError(f"EarlyStopping: min_delta must be >= 0, got {self.min_delta!r}")
+        _check_mode(self.mode, "EarlyStopping")
+
+
+@dataclass(frozen=True)
+class ReduceOnPlateau:
+    """Multiply the step size by ``factor`` when a monitored quantity stops improving.
+
+    The engine multiplies the optimizer's updates by a running scale (recorded in the history
+    as ``lr_scale``). For every optimizer whose last transformation scales by the learning rate
+    (all of optax's and gdjax's named optimizers) this is exactly a learning-rate reduction.
+
+    Args:
+        monitor: History key to watch.
+        factor: Multiplier in ``(0, 1)`` applied after ``patience`` epochs without improvement.
+        patience: Epochs without improvement before reducing (``>= 1``).
+        min_delta: An epoch improves only if it beats the best value by more than this.
+        mode: ``"min"`` or ``"max"``.
+        cooldown: Epochs to wait after a reduction before counting again.
+        min_scale: The scale never goes below this.
+
+    Example:
+        >>> import gdjax
+        >>> plateau = gdjax.ReduceOnPlateau(monitor="loss", factor=0.1, patience=2)
+    """
+
+    monitor: str = "val_loss"
+    factor: float = 0.5
+    patience: int = 3
+    min_delta: float = 0.0
+    mode: Literal["min", "max"] = "min"
+    cooldown: int = 0
+    min_scale: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.factor < 1.0:
+            raise ValueError(f"ReduceOnPlateau: factor must be in (0, 1), got {self.factor!r}")
+        if not isinstance(self.patience, int) or self.patience < 1:
+            raise ValueError(
+                f"ReduceOnPlateau: patience must be an int >= 1, got {self.patience!r}"
+            )
+        if not isinstance(self.cooldown, int) or self.cooldown < 0:
+            raise ValueError(
+                f"ReduceOnPlateau: cooldown must be an int >= 0, got {self.cooldown!r}"
+            )
+        if not self.min_delta >= 0 or not self.min_scale >= 0:
+            raise ValueError("ReduceOnPlateau: min_delta and min_scale must be >= 0")
+        _check_mode(self.mode, "ReduceOnPlateau")
+
+
+@dataclass(frozen=True)
+class StopConfig:
+    """Everything that decides when training stops (built by ``fit`` from its arguments)."""
+
+    early_stopping: EarlyStopping | None = None
+    reduce_on_plateau: ReduceOnPlateau | None = None
+    tol: float | None = None
+    on_nonfinite: Literal["stop", "skip", "raise"] = "stop"
+
+    def monitored(self) -> list[str]:
+        """The history keys the rules read."""
+        keys = ["loss"] if self.tol is not None else []
+        for rule in (self.early_stopping, self.reduce_on_plateau):
+            if rule is not None:
+                keys.append(rule.monitor)
+        return keys
+
+
+class StopState(NamedTuple):
+    """State of the stopping rules, carried from epoch to epoch (all JAX scalars)."""
+
+    stopped: jax.Array  # bool: no further epoch runs
+    reason: jax.Array  # int32 index into REASONS
+    halted: jax.Array  # bool: a non-finite step happened this epoch under on_nonfinite="stop"
+    best: jax.Array  # early stopping: best monitored value
+    best_epoch: jax.Array  # epoch (1-based) of the best value, 0 if none yet
+    wait: jax.Array
+    best_params: Any  # copy of params at the best epoch (None unless restore_best)
+    best_model_state: Any
+    plateau_best: jax.Array
+    plateau_wait: jax.Array
+    plateau_cooldown: jax.Array
+    lr_scale: jax.Array
+    prev_loss: jax.Array
+
+
+def _worst(mode: str) -> float:
+    return float("inf") if mode == "min" else -float("inf")
+
+
+def init_stop_state(cfg: StopConfig, params: Any, model_state: Any) -> StopState:
+    """The state before the first epoch."""
+    es, pl = cfg.early_stopping, cfg.reduce_on_plateau
+    keep = es is not None and es.restore_best
+    f32, i32 = jnp.float32, jnp.int32
+    return StopState(
+        stopped=jnp.array(False),
+        reason=jnp.array(NONE, i32),
+        halted=jnp.array(False),
+        best=jnp.array(_worst(es.mode) if es else 0.0, f32),
+        best_epoch=jnp.array(0, i32),
+        wait=jnp.array(0, i32),
+        best_params=jax.tree.map(jnp.array, params) if keep else None,
+        best_model_state=jax.tree.map(jnp.array, model_state) if keep else None,
+        plateau_best=jnp.array(_worst(pl.mode) if pl else 0.0, f32),
+        plateau_wait=jnp.array(0, i32),
+        plateau_cooldown=jnp.array(0, i32),
+        lr_scale=jnp.array(1.0, f32),
+        prev_loss=jnp.array(jnp.nan, f32),
+    )
+
+
+def _improved(value: jax.Array, best: jax.Array, min_delta: float, mode: str) -> jax.Array:
+    better = value < best - min_delta if mode == "min" else value > best + min_delta
+    return jnp.isfinite(value) & better
+
+
+def update_stop_state(
+    cfg: StopConfig,
+    state: StopState,
+    stats: dict[str, jax.Array],
+    params: Any,
+    model_state: Any,
+    epoch: jax.Array,
+) -> StopState:
+    """Apply every rule to the statistics of the epoch that just ended (``epoch`` is 1-based)."""
+    stopped, reason = state.stopped, state.reason
+
+    def stop_if(cond: jax.Array, code: int) -> None:
+        nonlocal stopped, reason
+        reason = jnp.where(~stopped & cond, code, reason)
+        stopped = stopped | cond
+
+    stop_if(state.halted, NONFINITE)
+    new = {}
+    es = cfg.early_stopping
+    if es is not None:
+        value = stats[es.monitor].astype(jnp.float32)
+        better = _improved(value, state.best, es.min_delta, es.mode)
+        wait = jnp.where(better, 0, state.wait + 1)
+        new.update(
+            best=jnp.where(better, value, state.best),
+            best_epoch=jnp.where(better, epoch, state.best_epoch),
+            wait=wait,
+        )
+        if es.restore_best:
+            new["best_params"] = jax.tree.map(
+                lambda p, b: jnp.where(better, p, b), params, state.best_params
+            )
+            new["best_model_state"] = jax.tree.map(
+                lambda p, b: jnp.where(better, p, b), model_state, state.best_model_state
+            )
+        stop_if(wait >= es.patience, EARLY)
+    if cfg.tol is not None:
+        loss = stats["loss"].astype(jnp.float32)
+        stop_if(jnp.abs(loss - state.prev_loss) < cfg.tol, TOLERANCE)
+        new["prev_loss"] = loss
+    pl = cfg.reduce_on_plateau
+    if pl is not None:
+        value = stats[pl.monitor].astype(jnp.float32)
+        better = _improved(value, state.plateau_best, pl.min_delta, pl.mode)
+        cooling = state.plateau_cooldown > 0
+        wait = jnp.where(better | cooling, 0, state.plateau_wait + 1)
+        reduce = wait >= pl.patience
+        new.update(
+            plateau_best=jnp.where(better, value, state.plateau_best),
+            plateau_wait=jnp.where(reduce, 0, wait),
+            plateau_cooldown=jnp.where(
+                reduce, pl.cooldown, jnp.maximum(state.plateau_cooldown - 1, 0)
+            ),
+            lr_scale=jnp.where(
+                reduce, jnp.maximum(state.lr_scale * pl.factor, pl.min_scale), state.lr_scale
+            ).astype(jnp.float32),
+        )
+    return state._replace(stopped=stopped, reason=reason, halted=jnp.array(False), **new)

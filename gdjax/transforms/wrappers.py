@@ -1,0 +1,163 @@
+"""Wrappers that change where or when a transformation applies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import optax
+
+from gdjax import _checks
+from gdjax.transforms._common import check_updates, increment, zero_count
+from gdjax.tree_utils import is_none, tree_zeros_like
+
+
+class MaskedState(NamedTuple):
+    """State of `masked`: the inner state, built for the selected leaves only."""
+
+    inner_state: Any
+
+
+def _select(tree: Any, mask_tree: Any) -> Any:
+    """Replace unselected leaves by ``optax.MaskedNode()`` (an empty subtree)."""
+    return jax.tree.map(
+        lambda x, m: x if m else optax.MaskedNode(), tree, mask_tree, is_leaf=is_none
+    )
+
+
+def masked(
+    inner: optax.GradientTransformation, mask: Any | Callable[[Any], Any]
+) -> optax.GradientTransformationExtraArgs:
+    """Apply ``inner`` only to the leaves where ``mask`` is ``True``; pass the rest through.
+
+    Args:
+        inner: the transformation to restrict.
+        mask: a pytree of Python booleans with the parameters' structure, or a function
+            ``params -> such a pytree`` (e.g. ``lambda p: jax.tree.map(lambda x: x.ndim > 1, p)``
+            to select weight matrices and leave biases out).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, gdjax
+        >>> params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
+        >>> opt = gdjax.masked(gdjax.scale(0.0), {"w": True, "b": False})
+        >>> u, _ = opt.update(params, opt.init(params), params)
+        >>> float(u["w"].sum()), float(u["b"].sum())
+        (0.0, 2.0)
+    """
+    inner = optax.with_extra_args_support(inner)
+
+    def mask_for(params: Any) -> Any:
+        tree = mask(params) if callable(mask) else mask
+        try:
+            jax.tree.structure(params, is_leaf=is_none).flatten_up_to(tree)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"masked: mask does not match the parameter tree: {err}") from None
+        return tree
+
+    def init_fn(params):
+        return MaskedState(inner.init(_select(params, mask_for(params))))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        mask_tree = mask_for(updates if params is None else params)
+        sub_params = None if params is None else _select(params, mask_tree)
+        new_sub, inner_state = inner.update(
+            _select(updates, mask_tree), state.inner_state, sub_params, **extra_args
+        )
+        out = jax.tree.map(
+            lambda u, new, m: new if m else u,
+            updates,
+            _unmask(new_sub, updates),
+            mask_tree,
+            is_leaf=is_none,
+        )
+        return out, MaskedState(inner_state)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _unmask(sub: Any, like: Any) -> Any:
+    """Put ``None`` back where ``_select`` put a ``MaskedNode`` so the trees line up again."""
+    return jax.tree.map(
+        lambda s, _: None if isinstance(s, optax.MaskedNode) else s,
+        sub,
+        like,
+        is_leaf=lambda x: x is None or isinstance(x, optax.MaskedNode),
+    )
+
+
+class AccumulateState(NamedTuple):
+    """State of `accumulate_gradients`.
+
+    Attributes:
+        mini_step: position inside the current group of ``every_k`` steps.
+        gradient_step: number of inner (real) updates applied.
+        acc_grads: running mean of the gradients of the current group.
+        inner_state: the wrapped optimizer's state.
+    """
+
+    mini_step: jax.Array
+    gradient_step: jax.Array
+    acc_grads: Any
+    inner_state: Any
+
+
+def accumulate_gradients(
+    inner: optax.GradientTransformation, every_k: int
+) -> optax.GradientTransformationExtraArgs:
+    r"""Average gradients over ``every_k`` calls and apply ``inner`` once per group.
+
+    This emulates a batch ``every_k`` times larger with the memory of one batch. Between real
+    updates the output is zero, so parameters do not move.
+
+    $$
+    \bar g = \frac{1}{k}\sum_{j=1}^{k} g_j, \qquad
+    $$
+
+               u = \text{inner}(\bar g) \text{ every } k \text{ steps, else } 0
+
+    Args:
+        inner: the optimizer applied to the averaged gradient.
+        every_k: the group size $k \ge 1$.
+    """
+    _checks.positive_int("every_k", every_k)
+    inner = optax.with_extra_args_support(inner)
+
+    def init_fn(params):
+        return AccumulateState(
+            zero_count(), zero_count(), tree_zeros_like(params), inner.init(params)
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        check_updates(updates, state.acc_grads)
+        k = state.mini_step
+        acc = jax.tree.map(
+            lambda g, a: (
+                None if g is None else (a + (g - a) / (k + 1).astype(a.dtype)).astype(a.dtype)
+            ),
+            updates,
+            state.acc_grads,
+            is_leaf=is_none,
+        )
+        emit = k + 1 >= every_k
+
+        def apply(_):
+            out, inner_state = inner.update(acc, state.inner_state, params, **extra_args)
+            return (
+                out,
+                inner_state,
+                tree_zeros_like(acc),
+                zero_count(),
+                increment(state.gradient_step),
+            )
+
+        def hold(_):
+            return tree_zeros_like(updates), state.inner_state, acc, k + 1, state.gradient_step
+
+        out, inner_state, acc, mini_step, gstep = jax.lax.cond(emit, apply, hold, None)
+        return out, AccumulateState(mini_step, gstep, acc, inner_state)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+__all__ = ["AccumulateState", "MaskedState", "accumulate_gradients", "masked"]
