@@ -44,5 +44,8 @@ __all__ += ["optimizers", "schedules", "transforms"]
 __all__ += optimizers.__all__ + transforms.__all__
 
 # --- losses, metrics, models, data (issue 4) -----------------------------------------------
+from gdjax import data, losses, metrics, models
+
+__all__ += ["data", "losses", "metrics", "models"]
 
 # --- training engine (issue 3) -------------------------------------------------------------
