@@ -44,7 +44,7 @@ __all__ += ["optimizers", "schedules", "transforms"]
 __all__ += optimizers.__all__ + transforms.__all__
 
 # --- losses, metrics, models, data (issue 4) -----------------------------------------------
-from gdjax import data, losses, metrics, models
+from gdjax import data, losses, metrics, models  # noqa: E402
 
 __all__ += ["data", "losses", "metrics", "models"]
 
