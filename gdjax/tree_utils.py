@@ -28,7 +28,7 @@ def tree_zeros_like(tree: Any, dtype: Any = None) -> Any:
 
 def tree_global_norm(tree: Any) -> jax.Array:
     """The L2 norm of all leaves together, ``sqrt(sum_i ||x_i||^2)``."""
-    return optax.global_norm(tree)
+    return optax.tree.norm(tree)
 
 
 def tree_cast_like(tree: Any, like: Any) -> Any:

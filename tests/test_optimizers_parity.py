@@ -1,0 +1,172 @@
+"""Every named optimizer and transformation that optax also has gives optax's parameters.
+
+The oracle is optax: 120 steps of random gradients over a nested pytree (dicts, lists, mixed
+shapes, a scalar), float32, tight tolerance; also under a schedule, and inside a chain with
+clipping and weight decay.
+"""
+
+import jax
+import optax
+import pytest
+
+import gdjax
+from tests._trees import assert_trees_close, gradient_stream, nested_params, run
+
+STEPS = 120
+
+# (gdjax factory, optax factory): same positional/keyword arguments.
+OPTIMIZERS = {
+    "sgd": (lambda lr: gdjax.sgd(lr), lambda lr: optax.sgd(lr)),
+    "sgd_momentum": (lambda lr: gdjax.sgd(lr, 0.9), lambda lr: optax.sgd(lr, 0.9)),
+    "sgd_nesterov": (
+        lambda lr: gdjax.sgd(lr, 0.9, nesterov=True),
+        lambda lr: optax.sgd(lr, 0.9, nesterov=True),
+    ),
+    "momentum": (lambda lr: gdjax.momentum(lr, 0.8), lambda lr: optax.sgd(lr, 0.8)),
+    "nesterov": (
+        lambda lr: gdjax.nesterov(lr, 0.8),
+        lambda lr: optax.sgd(lr, 0.8, nesterov=True),
+    ),
+    "adagrad": (lambda lr: gdjax.adagrad(lr), lambda lr: optax.adagrad(lr)),
+    "rmsprop": (lambda lr: gdjax.rmsprop(lr), lambda lr: optax.rmsprop(lr)),
+    "rmsprop_centered_momentum": (
+        lambda lr: gdjax.rmsprop(lr, centered=True, momentum=0.9),
+        lambda lr: optax.rmsprop(lr, centered=True, momentum=0.9),
+    ),
+    "rmsprop_eps_outside": (
+        lambda lr: gdjax.rmsprop(lr, eps_in_sqrt=False, nesterov=True, momentum=0.5),
+        lambda lr: optax.rmsprop(lr, eps_in_sqrt=False, nesterov=True, momentum=0.5),
+    ),
+    "adam": (lambda lr: gdjax.adam(lr), lambda lr: optax.adam(lr)),
+    "adam_eps_root": (
+        lambda lr: gdjax.adam(lr, b1=0.8, eps_root=1e-8),
+        lambda lr: optax.adam(lr, b1=0.8, eps_root=1e-8),
+    ),
+    "adamw": (
+        lambda lr: gdjax.adamw(lr, weight_decay=1e-2),
+        lambda lr: optax.adamw(lr, weight_decay=1e-2),
+    ),
+    "nadam": (lambda lr: gdjax.nadam(lr), lambda lr: optax.nadam(lr)),
+    "amsgrad": (lambda lr: gdjax.amsgrad(lr), lambda lr: optax.amsgrad(lr)),
+    "adadelta": (
+        lambda lr: gdjax.adadelta(lr, weight_decay=1e-3),
+        lambda lr: optax.adadelta(lr, weight_decay=1e-3),
+    ),
+    "adamax": (lambda lr: gdjax.adamax(lr), lambda lr: optax.adamax(lr)),
+}
+
+
+def _setup():
+    params = nested_params(jax.random.PRNGKey(0))
+    grads = gradient_stream(jax.random.PRNGKey(1), params, STEPS)
+    return params, grads
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizer_matches_optax(name):
+    ours, theirs = OPTIMIZERS[name]
+    params, grads = _setup()
+    lr = 0.5 if name == "adadelta" else 1e-2
+    got, _ = run(ours(lr), params, grads)
+    want, _ = run(theirs(lr), params, grads)
+    assert_trees_close(got, want)
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum", "adam", "rmsprop", "adagrad", "adamw"])
+def test_optimizer_matches_optax_under_a_schedule(name):
+    ours, theirs = OPTIMIZERS[name]
+    params, grads = _setup()
+    ours_sched = gdjax.schedules.warmup_cosine_decay_schedule(0.0, 3e-2, 10, STEPS, 1e-3)
+    theirs_sched = optax.warmup_cosine_decay_schedule(0.0, 3e-2, 10, STEPS, 1e-3)
+    got, _ = run(ours(ours_sched), params, grads)
+    want, _ = run(theirs(theirs_sched), params, grads)
+    assert_trees_close(got, want)
+
+
+def test_chain_with_clipping_and_decay_matches_optax():
+    params, grads = _setup()
+    sched = gdjax.schedules.exponential_decay(1e-2, 20, 0.7)
+    ours = gdjax.chain(
+        gdjax.clip_by_global_norm(1.0),
+        gdjax.scale_by_adam(b2=0.99),
+        gdjax.add_decayed_weights(1e-3, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p)),
+        gdjax.scale_by_learning_rate(sched),
+    )
+    theirs = optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.scale_by_adam(b2=0.99),
+        optax.add_decayed_weights(1e-3, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p)),
+        optax.scale_by_learning_rate(optax.exponential_decay(1e-2, 20, 0.7)),
+    )
+    got, _ = run(ours, params, grads)
+    want, _ = run(theirs, params, grads)
+    assert_trees_close(got, want)
+
+
+TRANSFORMS = {
+    "clip": (lambda: gdjax.clip(0.5), lambda: optax.clip(0.5)),
+    "clip_by_global_norm": (
+        lambda: gdjax.clip_by_global_norm(2.0),
+        lambda: optax.clip_by_global_norm(2.0),
+    ),
+    "trace": (lambda: gdjax.trace(0.7), lambda: optax.trace(0.7)),
+    "trace_nesterov": (
+        lambda: gdjax.trace(0.7, nesterov=True),
+        lambda: optax.trace(0.7, nesterov=True),
+    ),
+    "scale_by_rss": (lambda: gdjax.scale_by_rss(0.2), lambda: optax.scale_by_rss(0.2)),
+    "scale_by_rms": (
+        lambda: gdjax.scale_by_rms(0.8, initial_scale=0.1),
+        lambda: optax.scale_by_rms(0.8, initial_scale=0.1),
+    ),
+    "scale_by_stddev": (lambda: gdjax.scale_by_stddev(), lambda: optax.scale_by_stddev()),
+    "scale_by_adam_nesterov": (
+        lambda: gdjax.scale_by_adam(nesterov=True),
+        lambda: optax.scale_by_adam(nesterov=True),
+    ),
+    "scale_by_amsgrad": (lambda: gdjax.scale_by_amsgrad(), lambda: optax.scale_by_amsgrad()),
+    "scale_by_adamax": (lambda: gdjax.scale_by_adamax(), lambda: optax.scale_by_adamax()),
+    "scale_by_adadelta": (lambda: gdjax.scale_by_adadelta(), lambda: optax.scale_by_adadelta()),
+    "scale": (lambda: gdjax.scale(-0.3), lambda: optax.scale(-0.3)),
+    "scale_by_schedule": (
+        lambda: gdjax.scale_by_schedule(gdjax.schedules.cosine_decay_schedule(-0.1, 50)),
+        lambda: optax.scale_by_schedule(optax.cosine_decay_schedule(-0.1, 50)),
+    ),
+    "add_decayed_weights_schedule": (
+        lambda: gdjax.add_decayed_weights(gdjax.schedules.linear_schedule(0.1, 0.0, 50)),
+        lambda: optax.add_decayed_weights(optax.linear_schedule(0.1, 0.0, 50)),
+    ),
+    "masked_adam": (
+        lambda: gdjax.masked(
+            gdjax.adam(1e-2),
+            {"dense": {"w": True, "b": False}, "layers": [False, True], "scale": False},
+        ),
+        lambda: optax.masked(
+            optax.adam(1e-2),
+            {"dense": {"w": True, "b": False}, "layers": [False, True], "scale": False},
+        ),
+    ),
+    "accumulate_gradients": (
+        lambda: gdjax.accumulate_gradients(gdjax.adam(1e-2), every_k=3),
+        lambda: optax.MultiSteps(optax.adam(1e-2), every_k_schedule=3).gradient_transformation(),
+    ),
+    "apply_if_finite": (
+        lambda: gdjax.apply_if_finite(gdjax.sgd(1e-2, 0.9), 3),
+        lambda: optax.apply_if_finite(optax.sgd(1e-2, 0.9), 3),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_transformation_matches_optax(name):
+    ours, theirs = TRANSFORMS[name]
+    params, grads = _setup()
+    # Chain a plain SGD step after the scaling transforms so both produce a descent.
+    tail = (lambda: gdjax.scale(-1e-2)) if name.startswith(("scale_by", "trace", "clip")) else None
+    if tail:
+        got, _ = run(gdjax.chain(ours(), tail()), params, grads)
+        want, _ = run(optax.chain(theirs(), optax.scale(-1e-2)), params, grads)
+    else:
+        got, _ = run(ours(), params, grads)
+        want, _ = run(theirs(), params, grads)
+    assert_trees_close(got, want)

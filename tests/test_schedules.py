@@ -1,0 +1,97 @@
+"""Schedules against optax's (where optax has them) and closed forms (where it does not)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gdjax import schedules as S
+
+STEPS = np.arange(0, 130)
+
+PARITY = {
+    "constant": (S.constant_schedule(0.3), optax.constant_schedule(0.3)),
+    "linear": (S.linear_schedule(1.0, 0.1, 50, 10), optax.linear_schedule(1.0, 0.1, 50, 10)),
+    "polynomial": (
+        S.polynomial_schedule(1.0, 0.01, 2.0, 80, 5),
+        optax.polynomial_schedule(1.0, 0.01, 2.0, 80, 5),
+    ),
+    "exponential": (S.exponential_decay(0.5, 10, 0.9), optax.exponential_decay(0.5, 10, 0.9)),
+    "exponential_staircase_begin_end": (
+        S.exponential_decay(0.5, 10, 0.5, transition_begin=7, staircase=True, end_value=0.05),
+        optax.exponential_decay(0.5, 10, 0.5, transition_begin=7, staircase=True, end_value=0.05),
+    ),
+    "exponential_growth_capped": (
+        S.exponential_decay(0.1, 10, 1.5, end_value=0.4),
+        optax.exponential_decay(0.1, 10, 1.5, end_value=0.4),
+    ),
+    "cosine": (S.cosine_decay_schedule(0.2, 100, 0.1), optax.cosine_decay_schedule(0.2, 100, 0.1)),
+    "cosine_exponent": (
+        S.cosine_decay_schedule(0.2, 100, 0.0, 2.0),
+        optax.cosine_decay_schedule(0.2, 100, 0.0, 2.0),
+    ),
+    "warmup_cosine": (
+        S.warmup_cosine_decay_schedule(0.0, 1.0, 20, 120, 0.05),
+        optax.warmup_cosine_decay_schedule(0.0, 1.0, 20, 120, 0.05),
+    ),
+    "piecewise_constant": (
+        S.piecewise_constant_schedule(1.0, {30: 0.1, 60: 0.5}),
+        optax.piecewise_constant_schedule(1.0, {30: 0.1, 60: 0.5}),
+    ),
+    "join": (
+        S.join_schedules([S.constant_schedule(1.0), S.linear_schedule(1.0, 0.0, 50)], [40]),
+        optax.join_schedules(
+            [optax.constant_schedule(1.0), optax.linear_schedule(1.0, 0.0, 50)], [40]
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARITY))
+def test_schedule_matches_optax(name):
+    ours, theirs = PARITY[name]
+    got = jax.vmap(ours)(jnp.asarray(STEPS))
+    want = np.array([float(theirs(int(s))) for s in STEPS])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_step_decay_closed_form():
+    sched = S.step_decay(0.1, step_size=30, factor=0.5)
+    got = [float(sched(s)) for s in (0, 29, 30, 59, 60, 95)]
+    np.testing.assert_allclose(got, [0.1, 0.1, 0.05, 0.05, 0.025, 0.0125], rtol=1e-6)
+
+
+def test_inverse_time_decay_closed_form():
+    sched = S.inverse_time_decay(1.0, decay_rate=0.5, decay_steps=10)
+    for s in (0, 5, 10, 100):
+        assert float(sched(s)) == pytest.approx(1.0 / (1 + 0.5 * s / 10), rel=1e-6)
+    stair = S.inverse_time_decay(1.0, 0.5, 10, staircase=True)
+    assert float(stair(19)) == pytest.approx(1.0 / 1.5)
+
+
+def test_one_cycle_closed_form():
+    peak, total, div, final_div = 1.0, 100, 25.0, 1e4
+    sched = S.one_cycle_schedule(
+        total, peak, pct_start=0.3, div_factor=div, final_div_factor=final_div
+    )
+    start, end = peak / div, peak / div / final_div
+
+    def reference(t):  # half-cosine up for 30 steps, half-cosine down for 70
+        if t < 30:
+            a, b, tau = start, peak, t / 30
+        else:
+            a, b, tau = peak, end, min((t - 30) / 70, 1.0)
+        return a + (b - a) * 0.5 * (1 - math.cos(math.pi * tau))
+
+    got = jax.vmap(sched)(jnp.arange(0, 120))
+    np.testing.assert_allclose(got, [reference(t) for t in range(120)], rtol=1e-5, atol=1e-6)
+    assert int(jnp.argmax(got)) == 30
+
+
+def test_schedule_values_may_be_traced():
+    peaks = jnp.array([0.1, 0.2, 0.4])
+    values = jax.jit(jax.vmap(lambda p: S.cosine_decay_schedule(p, 10)(5)))(peaks)
+    np.testing.assert_allclose(values, peaks * 0.5, rtol=1e-6)
