@@ -1,0 +1,17 @@
+"""The training engine: ``fit``, ``sweep``, stopping rules, diagnostics, checkpoints, plots."""
+
+from gdjax.train.diagnostics import Diagnostics
+from gdjax.train.fit import FitResult, fit
+from gdjax.train.stopping import EarlyStopping, ReduceOnPlateau
+from gdjax.train.sweep import SweepResult, grid, sweep
+
+__all__ = [
+    "Diagnostics",
+    "EarlyStopping",
+    "FitResult",
+    "ReduceOnPlateau",
+    "SweepResult",
+    "fit",
+    "grid",
+    "sweep",
+]

@@ -1,0 +1,358 @@
+"""``gdjax.fit``: train one model with batch, stochastic or mini-batch gradient descent."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jax
+import numpy as np
+import optax
+
+from gdjax.train import sharding as shard_lib
+from gdjax.train import validate as v
+from gdjax.train.checkpoint import Checkpointer
+from gdjax.train.diagnostics import Diagnostics
+from gdjax.train.epoch import (
+    CONTROL_KEYS,
+    EngineSpec,
+    TrainState,
+    chunk_plan,
+    init_state,
+    run_chunk,
+)
+from gdjax.train.progress import Progress
+from gdjax.train.setup import build_spec
+from gdjax.train.stopping import NONFINITE, REASONS, EarlyStopping, ReduceOnPlateau
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns.
+
+    Attributes:
+        params: Trained parameters (those of the best epoch when
+            ``EarlyStopping(restore_best=True)`` saw one).
+        opt_state: Final optimizer state.
+        model_state: Final model state (``None`` when training had none).
+        history: Per-epoch NumPy arrays, one entry per epoch run: ``loss`` (mean training loss
+            of the epoch over every example), ``nonfinite_steps``, the loss's scalar ``aux``
+            entries, and, when asked for, ``val_loss``, ``val_<metric>``, ``lr_scale``,
+            diagnostics and ``step_loss`` (shape ``(epochs, steps_per_epoch)``).
+        epochs_run: Number of epochs completed.
+        steps: Number of optimizer steps taken (skipped non-finite steps included).
+        stop_reason: Why training stopped before ``epochs``, or ``None``.
+        best_epoch: Epoch (1-based) of the best monitored value under early stopping, or ``None``.
+    """
+
+    params: Any
+    opt_state: Any
+    model_state: Any
+    history: dict[str, np.ndarray]
+    epochs_run: int
+    steps: int
+    stop_reason: str | None = None
+    best_epoch: int | None = None
+
+
+class Programs:
+    """Compiled chunk programs of one run, cached by ``(num_full, finish)``."""
+
+    def __init__(self, spec: EngineSpec, wrap: Callable[[Callable], Callable] | None = None):
+        self.spec = spec
+        self._wrap = wrap
+        self._cache: dict[tuple[int, bool], Callable] = {}
+
+    def __call__(self, num_full: int, finish: bool) -> Callable:
+        """The jitted ``(state, key, hp, data, val_data) -> (state, stats)`` for one chunk."""
+        if (num_full, finish) not in self._cache:
+            fn = functools.partial(run_chunk, self.spec, num_full, finish)
+            if self._wrap is not None:
+                fn = self._wrap(fn)
+            self._cache[(num_full, finish)] = jax.jit(fn, donate_argnums=(0,))
+        return self._cache[(num_full, finish)]
+
+
+def history_arrays(history: dict[str, list]) -> dict[str, np.ndarray]:
+    """Stack per-epoch values into arrays."""
+    return {k: np.stack(vals) for k, vals in history.items() if vals}
+
+
+def append_stats(history: dict[str, list], stats: dict[str, np.ndarray]) -> None:
+    """Add one epoch's statistics to the history lists (control entries excluded)."""
+    for k, val in stats.items():
+        if k not in CONTROL_KEYS:
+            history.setdefault(k, []).append(np.asarray(val))
+
+
+def _fingerprint(spec: EngineSpec, state: TrainState, data: Any, val: Any, key: Any) -> dict:
+    def layout(tree: Any) -> list[str]:
+        return [
+            f"{p}: {tuple(x.shape)} {np.dtype(x.dtype)}"
+            for p, x in zip(v.leaf_paths(tree), jax.tree.leaves(tree), strict=True)
+        ]
+
+    key_data = (
+        jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    )
+    return {
+        "params": layout(state.params),
+        "data": layout(data),
+        "validation_data": layout(val) if val is not None else [],
+        "batch_size": spec.batch_size,
+        "settings": [
+            spec.drop_last,
+            spec.shuffle,
+            spec.record_steps,
+            spec.stop.on_nonfinite,
+            repr(spec.stop.early_stopping),
+            repr(spec.stop.reduce_on_plateau),
+            spec.stop.tol,
+            repr(spec.diagnostics),
+        ],
+        "state": layout(state),
+        "key": hashlib.sha256(np.asarray(key_data).tobytes()).hexdigest()[:16],
+    }
+
+
+def fit(
+    loss_fn: Callable[..., Any],
+    params: Any,
+    optimizer: optax.GradientTransformation,
+    data: Any,
+    *,
+    batch_size: int | None,
+    epochs: int,
+    key: jax.Array,
+    validation_data: Any = None,
+    metrics: Mapping[str, Callable[..., Any]] | None = None,
+    eval_loss_fn: Callable[..., Any] | None = None,
+    eval_batch_size: int | None = None,
+    model_state: Any = None,
+    takes_key: bool = False,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    early_stopping: EarlyStopping | None = None,
+    tol: float | None = None,
+    reduce_on_plateau: ReduceOnPlateau | None = None,
+    on_nonfinite: Literal["stop", "skip", "raise"] = "stop",
+    diagnostics: bool | Diagnostics | None = None,
+    record_steps: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    checkpoint_every_steps: int | None = None,
+    keep_checkpoints: int = 3,
+    mesh: jax.sharding.Mesh | None = None,
+    data_axis: str | None = None,
+    progress: bool = False,
+) -> FitResult:
+    """Train ``params`` to minimise ``loss_fn`` over ``data`` with ``optimizer``.
+
+    Each epoch is one compiled XLA program (or a few, with step checkpoints): the data is
+    shuffled on the device with a permutation drawn from ``key``, gathered into batches once,
+    and ``lax.scan`` runs the steps; the state buffers are donated. Every example is used
+    exactly once per epoch: when ``batch_size`` does not divide N, the last step uses the
+    smaller remainder batch (``drop_last=True`` drops it instead).
+
+    Loss signatures (``key=`` is passed only with ``takes_key=True``)::
+
+        loss_fn(params, batch) -> loss | (loss, aux)
+        loss_fn(params, batch, key=key) -> ...                  # dropout etc.
+        loss_fn(params, model_state, batch) -> (loss, new_model_state)
+                                              | (loss, new_model_state, aux)
+
+    ``batch`` has the structure of ``data`` with leading dimension ``batch_size``; ``loss``
+    is the mean over the batch (a float scalar); a dict ``aux`` of scalars is averaged per
+    epoch into the history under its own names. Metrics are ``fn(params, batch) -> scalar``
+    (``fn(params, model_state, batch)`` with a model state), averaged over
+    ``validation_data`` and recorded as ``val_<name>``.
+
+    Args:
+        loss_fn: The loss, as above.
+        params: Initial parameters (a pytree of arrays; not modified).
+        optimizer: Any optax ``GradientTransformation`` (gdjax's or optax's).
+        data: An array or a tuple/pytree of arrays sharing the leading dimension N.
+        batch_size: ``None`` for batch gradient descent (all N each step), ``1`` for
+            stochastic gradient descent, anything in between for mini-batches.
+        epochs: Number of passes over the data (``>= 1``).
+        key: PRNG key for shuffling and for the loss's ``key=`` (``jax.random.key(0)``).
+        validation_data: Held-out data with the layout of ``data``; evaluated each epoch.
+        metrics: ``{"name": fn}`` computed on ``validation_data``.
+        eval_loss_fn: Loss used for validation (e.g. without dropout); same signature as
+            ``loss_fn``; defaults to ``loss_fn``.
+        eval_batch_size: Validation batch size (default ``max(batch_size, 1024)``, capped by N).
+        model_state: Initial model state (batch-norm statistics); switches ``loss_fn`` to the
+            stateful signature.
+        takes_key: Pass a fresh key to the loss each step as ``key=``.
+        shuffle: Reshuffle every epoch (else the data order is kept).
+        drop_last: Drop the last, smaller batch of each epoch.
+        early_stopping: A :class:`~gdjax.EarlyStopping` rule.
+        tol: Stop when the epoch's training loss changes by less than ``tol``.
+        reduce_on_plateau: A :class:`~gdjax.ReduceOnPlateau` rule.
+        on_nonfinite: A step with a non-finite loss or gradient is never applied. ``"stop"``
+            ends training after that epoch with a warning (``stop_reason`` says so) and returns
+            the last finite parameters; ``"skip"`` drops the step and goes on (counted in
+            ``history["nonfinite_steps"]``); ``"raise"`` raises ``FloatingPointError``.
+        diagnostics: ``True`` or a :class:`~gdjax.Diagnostics` for per-epoch gradient
+            statistics in the history.
+        record_steps: Also record every step's loss as ``history["step_loss"]``.
+        checkpoint_dir: Save checkpoints here with orbax; if it already holds checkpoints of
+            this run, resume from the newest valid one (bit-identical to an uninterrupted run).
+        checkpoint_every: Save every this many epochs (and always at the end).
+        checkpoint_every_steps: Also save every this many steps within an epoch.
+        keep_checkpoints: How many recent checkpoints to keep.
+        mesh: A ``jax.sharding.Mesh`` for data-parallel training: batches are split over
+            ``data_axis``, parameters and data are replicated.
+        data_axis: Mesh axis for the batch (default: the mesh's first axis).
+        progress: Show a tqdm progress bar with loss and examples/second.
+
+    Returns:
+        A :class:`FitResult` with ``params``, ``opt_state``, ``model_state`` and ``history``.
+
+    Raises:
+        ValueError: Mismatched leading dimensions, ``batch_size`` outside ``[1, N]``,
+            ``epochs < 1``, a non-scalar loss, NaN/inf in the data, validation data of another
+            layout, or a checkpoint directory holding a run with other shapes.
+        TypeError: Arguments of the wrong type, or a loss that fails on the data's dtypes.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, gdjax
+        >>> x = jnp.linspace(-1, 1, 64)[:, None]; y = 3 * x[:, 0] + 1
+        >>> def loss(p, batch):
+        ...     xb, yb = batch
+        ...     return jnp.mean((xb[:, 0] * p["w"] + p["b"] - yb) ** 2)
+        >>> res = gdjax.fit(loss, {"w": 0.0, "b": 0.0}, optax.sgd(0.5), (x, y),
+        ...                 batch_size=16, epochs=50, key=jax.random.key(0))
+        >>> round(float(res.params["w"]), 2)
+        3.0
+    """
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            "optimizer must be an optax GradientTransformation (e.g. gdjax.adam(1e-3)), got "
+            f"{type(optimizer).__name__}"
+        )
+    key = v.check_key(key)
+    params = jax.tree.map(np.asarray, params) if _has_python_scalars(params) else params
+    for name, value in (
+        ("checkpoint_every", checkpoint_every),
+        ("keep_checkpoints", keep_checkpoints),
+    ):
+        v.check_positive_int(value, name)
+    if checkpoint_every_steps is not None:
+        v.check_positive_int(checkpoint_every_steps, "checkpoint_every_steps")
+    batch_sharding = None
+    if mesh is not None:
+        axis = shard_lib.data_axis_of(mesh, data_axis)
+        batch_sharding = shard_lib.batch_shardings(mesh, axis)
+    spec, aux_keys = build_spec(
+        loss_fn=loss_fn,
+        params=params,
+        make_optimizer=lambda _: optimizer,
+        hp=None,
+        data=data,
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=validation_data,
+        metrics=metrics,
+        eval_loss_fn=eval_loss_fn,
+        eval_batch_size=eval_batch_size,
+        model_state=model_state,
+        takes_key=takes_key,
+        takes_hparams=False,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        early_stopping=early_stopping,
+        tol=tol,
+        reduce_on_plateau=reduce_on_plateau,
+        on_nonfinite=on_nonfinite,
+        diagnostics=diagnostics,
+        record_steps=record_steps,
+        batch_sharding=batch_sharding,
+    )
+    if mesh is not None:
+        shard_lib.check_divisible(spec.batch_size, mesh, axis)
+
+    state = init_state(spec, params, model_state, None, aux_keys)
+    history: dict[str, list] = {}
+    ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = Checkpointer(
+            checkpoint_dir, keep_checkpoints, _fingerprint(spec, state, data, validation_data, key)
+        )
+        restored = ckpt.restore(state)
+        if restored is not None:
+            state, history = restored
+    if mesh is not None:
+        state, data, validation_data = shard_lib.replicate((state, data, validation_data), mesh)
+    else:
+        data = jax.device_put(data)
+        validation_data = jax.device_put(validation_data)
+    state = jax.device_put(state)
+
+    programs = Programs(spec)
+    epoch0 = int(state.epoch)
+    bar = Progress(progress, epochs, initial=min(epoch0, epochs))
+    try:
+        stopped = bool(state.stop.stopped)
+        for _ in range(epoch0, epochs):
+            if stopped:
+                break
+            pos = int(state.pos)
+            stats = {}
+            for num_full, finish in chunk_plan(spec, pos, checkpoint_every_steps):
+                state, stats = programs(num_full, finish)(state, key, None, data, validation_data)
+                if ckpt is not None and not finish:
+                    ckpt.save(int(state.step), state, history)
+            stats = jax.device_get(stats)
+            append_stats(history, stats)
+            stopped = bool(stats["stopped"])
+            epoch = int(state.epoch)
+            bar.update(spec.n - pos * spec.batch_size, stats)
+            if ckpt is not None and (epoch % checkpoint_every == 0 or epoch == epochs or stopped):
+                ckpt.save(int(state.step), state, history)
+    finally:
+        bar.close()
+        if ckpt is not None:
+            ckpt.close()
+    return _result(spec, state, history, epochs)
+
+
+def _has_python_scalars(tree: Any) -> bool:
+    return any(isinstance(x, int | float) for x in jax.tree.leaves(tree))
+
+
+def _result(spec: EngineSpec, state: TrainState, history: dict, epochs: int) -> FitResult:
+    stop = state.stop
+    reason_code = int(stop.reason)
+    reason = REASONS[reason_code] if bool(stop.stopped) else None
+    if reason_code == NONFINITE:
+        where = f"epoch {int(state.epoch)}"
+        msg = (
+            f"training stopped: non-finite loss or gradient in {where}; returning the last "
+            "finite parameters (lower the learning rate, or pass on_nonfinite='skip')"
+        )
+        if spec.stop.on_nonfinite == "raise":
+            raise FloatingPointError(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    params, model_state = state.params, state.model_state
+    best_epoch = None
+    es = spec.stop.early_stopping
+    if es is not None and int(stop.best_epoch) > 0:
+        best_epoch = int(stop.best_epoch)
+        if es.restore_best:
+            params, model_state = stop.best_params, stop.best_model_state
+    return FitResult(
+        params=params,
+        opt_state=state.opt_state,
+        model_state=model_state if spec.loss.has_state else None,
+        history=history_arrays(history),
+        epochs_run=int(state.epoch),
+        steps=int(state.step),
+        stop_reason=reason,
+        best_epoch=best_epoch,
+    )

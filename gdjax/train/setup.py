@@ -1,0 +1,193 @@
+"""Turn the arguments of ``fit``/``sweep`` into a checked :class:`EngineSpec`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gdjax.train import validate as v
+from gdjax.train.diagnostics import Diagnostics, layer_names
+from gdjax.train.epoch import EngineSpec, aux_keys_of
+from gdjax.train.loss_call import LossCall
+from gdjax.train.stopping import EarlyStopping, ReduceOnPlateau, StopConfig
+
+RESERVED = ("loss", "val_loss", "nonfinite_steps", "lr_scale", "step_loss", "stopped", "reason")
+#: Above this many bytes of gathered data per program, batches are gathered step by step.
+GATHER_EPOCH_LIMIT = 1 << 30
+
+
+def _abstract_batch(data: Any, size: int) -> Any:
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct((size, *a.shape[1:]), a.dtype), data)
+
+
+def probe_loss(
+    call: LossCall, params: Any, model_state: Any, data: Any, size: int, hp: Any
+) -> None:
+    """Evaluate the loss abstractly on a batch; raise a clear error if it cannot run."""
+    batch = _abstract_batch(data, size)
+
+    def probe(p, ms, b):
+        return call(p, ms, b, jax.random.key(0), hp)
+
+    try:
+        loss, new_state, _ = jax.eval_shape(probe, params, model_state, batch)
+    except (TypeError, ValueError) as err:
+        kind = TypeError if isinstance(err, TypeError) else ValueError
+        raise kind(
+            f"{call.name} failed on a batch of {v.describe_batch(batch)} — check that the data "
+            f"(and labels' dtype and shape) match what {call.name} expects: {err}"
+        ) from err
+    v.check_loss_output(loss, new_state, model_state, call.name)
+
+
+def build_spec(
+    *,
+    loss_fn: Callable[..., Any],
+    params: Any,
+    make_optimizer: Callable[[Any], optax.GradientTransformation],
+    hp: Any,
+    data: Any,
+    batch_size: int | None,
+    epochs: int,
+    validation_data: Any,
+    metrics: Mapping[str, Callable[..., Any]] | None,
+    eval_loss_fn: Callable[..., Any] | None,
+    eval_batch_size: int | None,
+    model_state: Any,
+    takes_key: bool,
+    takes_hparams: bool,
+    shuffle: bool,
+    drop_last: bool,
+    early_stopping: EarlyStopping | None,
+    tol: float | None,
+    reduce_on_plateau: ReduceOnPlateau | None,
+    on_nonfinite: str,
+    diagnostics: bool | Diagnostics | None,
+    record_steps: bool,
+    members: int = 1,
+    batch_sharding: Any = None,
+) -> tuple[EngineSpec, tuple[str, ...]]:
+    """Check every argument and build the engine's static description.
+
+    Returns:
+        The spec and the names of the loss's scalar ``aux`` entries.
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    n = v.check_data(data, "data")
+    bs = v.check_batch_size(batch_size, n)
+    v.check_positive_int(epochs, "epochs")
+    v.check_choice(on_nonfinite, "on_nonfinite", ("stop", "skip", "raise"))
+    if drop_last and n // bs == 0:
+        raise ValueError("drop_last=True with batch_size > N leaves no batch to train on")
+    if tol is not None and not (isinstance(tol, int | float) and tol >= 0):
+        raise ValueError(f"tol must be a number >= 0 or None, got {tol!r}")
+    for name, rule, cls in (
+        ("early_stopping", early_stopping, EarlyStopping),
+        ("reduce_on_plateau", reduce_on_plateau, ReduceOnPlateau),
+    ):
+        if rule is not None and not isinstance(rule, cls):
+            raise TypeError(f"{name} must be a gdjax.{cls.__name__} or None, got {rule!r}")
+    if diagnostics is True:
+        diagnostics = Diagnostics()
+    elif diagnostics is False:
+        diagnostics = None
+    elif diagnostics is not None and not isinstance(diagnostics, Diagnostics):
+        raise TypeError(f"diagnostics must be a bool or gdjax.Diagnostics, got {diagnostics!r}")
+    metrics = dict(metrics or {})
+    for name, fn in metrics.items():
+        if not isinstance(name, str) or not callable(fn):
+            raise TypeError("metrics must map names (str) to functions fn(params, batch)")
+    if metrics and validation_data is None:
+        raise ValueError("metrics are computed on validation_data; pass validation_data too")
+
+    has_state = model_state is not None
+    call = LossCall(loss_fn, has_state, takes_key, takes_hparams, "loss_fn")
+    eval_call = LossCall(
+        eval_loss_fn or loss_fn,
+        has_state,
+        takes_key,
+        takes_hparams,
+        "eval_loss_fn" if eval_loss_fn else "loss_fn",
+    )
+    if eval_loss_fn is not None and not callable(eval_loss_fn):
+        raise TypeError("eval_loss_fn must be callable or None")
+
+    val_n = 0
+    if validation_data is not None:
+        val_n = v.check_data(validation_data, "validation_data")
+        v.check_same_layout(validation_data, data)
+    ebs = val_n
+    if eval_batch_size is not None:
+        ebs = v.check_batch_size(eval_batch_size, max(val_n, 1), "eval_batch_size")
+    elif val_n:
+        ebs = min(val_n, max(bs, 1024))
+
+    input_shape: tuple[int, ...] = ()
+    if diagnostics is not None and diagnostics.input_gradients:
+        leaves = jax.tree.leaves(data)
+        if not 0 <= diagnostics.input_leaf < len(leaves):
+            raise ValueError(
+                f"Diagnostics.input_leaf={diagnostics.input_leaf} is out of range for a batch "
+                f"with {len(leaves)} arrays"
+            )
+        x = leaves[diagnostics.input_leaf]
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(
+                f"Diagnostics(input_gradients=True) needs a floating-point input; batch leaf "
+                f"{diagnostics.input_leaf} has dtype {x.dtype} (set input_leaf or turn it off)"
+            )
+        input_shape = tuple(x.shape[1:])
+
+    # Abstract evaluation: errors in loss_fn, the optimizer or metrics surface here, uncompiled.
+    probe_loss(call, params, model_state, data, bs, hp)
+    if val_n:
+        probe_loss(eval_call, params, model_state, validation_data, ebs, hp)
+    try:
+        jax.eval_shape(lambda p, h: make_optimizer(h).init(p), params, hp)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"optimizer.init failed on params: {err}") from err
+
+    row_bytes = sum(a.dtype.itemsize * (a.size // a.shape[0]) for a in jax.tree.leaves(data))
+    gather = "epoch" if members * n * row_bytes <= GATHER_EPOCH_LIMIT else "step"
+    spec = EngineSpec(
+        loss=call,
+        eval_loss=eval_call,
+        make_optimizer=make_optimizer,
+        n=n,
+        batch_size=bs,
+        epochs_hint=epochs,
+        drop_last=bool(drop_last),
+        shuffle=bool(shuffle),
+        metrics=tuple(metrics.items()),
+        val_n=val_n,
+        eval_batch_size=max(ebs, 1),
+        stop=StopConfig(early_stopping, reduce_on_plateau, tol, on_nonfinite),
+        diagnostics=diagnostics,
+        layer_names=tuple(layer_names(params)),
+        input_shape=input_shape,
+        record_steps=bool(record_steps),
+        gather=gather,
+        batch_sharding=batch_sharding,
+    )
+    aux_keys = aux_keys_of(spec, params, model_state, _abstract_batch(data, bs), hp)
+    clash = [k for k in aux_keys if k in RESERVED or k.startswith("val_")]
+    if clash:
+        raise ValueError(f"loss_fn aux entries {clash} clash with history keys; rename them")
+    known = {"loss", *aux_keys}
+    if val_n:
+        known |= {"val_loss", *(f"val_{m}" for m in metrics)}
+    for rule, name in (
+        (early_stopping, "early_stopping"),
+        (reduce_on_plateau, "reduce_on_plateau"),
+    ):
+        if rule is not None and rule.monitor not in known:
+            raise ValueError(
+                f"{name}.monitor={rule.monitor!r} is not recorded; available: {sorted(known)}"
+                + ("" if val_n else " (pass validation_data to monitor val_* keys)")
+            )
+    return spec, aux_keys
