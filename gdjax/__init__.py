@@ -49,3 +49,26 @@ from gdjax import data, losses, metrics, models  # noqa: E402
 __all__ += ["data", "losses", "metrics", "models"]
 
 # --- training engine (issue 3) -------------------------------------------------------------
+from gdjax.train import (  # noqa: E402
+    Diagnostics,
+    EarlyStopping,
+    FitResult,
+    ReduceOnPlateau,
+    SweepResult,
+    fit,
+    grid,
+    plot_history,
+    sweep,
+)
+
+__all__ += [
+    "Diagnostics",
+    "EarlyStopping",
+    "FitResult",
+    "ReduceOnPlateau",
+    "SweepResult",
+    "fit",
+    "grid",
+    "plot_history",
+    "sweep",
+]

@@ -2,6 +2,7 @@
 
 from gdjax.train.diagnostics import Diagnostics
 from gdjax.train.fit import FitResult, fit
+from gdjax.train.plot import plot_history
 from gdjax.train.stopping import EarlyStopping, ReduceOnPlateau
 from gdjax.train.sweep import SweepResult, grid, sweep
 
@@ -13,5 +14,6 @@ __all__ = [
     "SweepResult",
     "fit",
     "grid",
+    "plot_history",
     "sweep",
 ]

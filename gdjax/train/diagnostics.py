@@ -98,7 +98,7 @@ def accumulate(
     n_examples: int,
 ) -> dict:
     """Add one step's diagnostics to the running sums."""
-    gnorm = optax.global_norm(grads).astype(jnp.float32)
+    gnorm = optax.tree.norm(grads).astype(jnp.float32)
     out = dict(acc)
     out["grad_norm"] = acc["grad_norm"] + gnorm
     out["grad_norm_max"] = jnp.maximum(acc["grad_norm_max"], gnorm)

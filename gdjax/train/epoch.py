@@ -168,7 +168,7 @@ def _train_step(
         updates = jax.tree.map(lambda u: u * scale.astype(u.dtype), updates)
     params = optax.apply_updates(state.params, updates)
 
-    finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+    finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
     ok = finite & ~state.stop.halted
 
     def keep(new: Any, old: Any) -> Any:
@@ -256,7 +256,7 @@ def _end_epoch(
     for k, v in acc["aux"].items():
         stats[k] = jnp.where(count > 0, v / jnp.maximum(count, 1.0), jnp.nan)
     if spec.val_n:
-        stats.update(_evaluate(spec, state, val_data, jax.random.fold_in(epoch_key, -1), hp))
+        stats.update(_evaluate(spec, state, val_data, jax.random.fold_in(epoch_key, 2**31 - 1), hp))
     if spec.diagnostics is not None:
         stats.update(diag_lib.finalize(spec.diagnostics, acc["diag"], list(spec.layer_names)))
     if spec.stop.reduce_on_plateau is not None:

@@ -1,0 +1,240 @@
+"""gdjax.fit against hand-written optax loops and closed forms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gdjax
+from gdjax.train import fit
+
+
+def _linreg(n=10, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0, 0.5], np.float32)[:d] + 0.3).astype(np.float32)
+    return x, y
+
+
+def _mse(p, batch):
+    x, y = batch
+    return jnp.mean((x @ p["w"] + p["b"] - y) ** 2)
+
+
+P0 = {"w": np.zeros(3, np.float32), "b": np.zeros((), np.float32)}
+
+
+def _perm(key, epoch, n):
+    """The documented shuffle: permutation(fold_in(fold_in(key, epoch), 0), n)."""
+    return np.asarray(
+        jax.random.permutation(jax.random.fold_in(jax.random.fold_in(key, epoch), 0), n)
+    )
+
+
+def _reference(loss, params, opt, data, bs, epochs, key, drop_last=False):
+    """A plain Python loop with optax: the oracle."""
+    n = len(data[0])
+    state = opt.init(params)
+    losses = []
+    grad = jax.jit(jax.value_and_grad(loss))
+    for e in range(epochs):
+        order = _perm(key, e, n)
+        total, count = 0.0, 0
+        for s in range(0, n, bs):
+            idx = order[s : s + bs]
+            if drop_last and len(idx) < bs:
+                break
+            batch = tuple(a[idx] for a in data)
+            val, g = grad(params, batch)
+            upd, state = opt.update(g, state, params)
+            params = optax.apply_updates(params, upd)
+            total += float(val) * len(idx)
+            count += len(idx)
+        losses.append(total / count)
+    return params, np.array(losses)
+
+
+@pytest.mark.parametrize("bs", [4, 1, 10])
+def test_fit_matches_optax_loop(bs):
+    data = _linreg()
+    key = jax.random.key(3)
+    opt = optax.adam(0.05)
+    res = fit(_mse, P0, opt, data, batch_size=bs, epochs=3, key=key)
+    ref_p, ref_loss = _reference(_mse, P0, opt, data, bs, 3, key)
+    np.testing.assert_allclose(res.params["w"], ref_p["w"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.params["b"], ref_p["b"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.history["loss"], ref_loss, rtol=1e-5)
+    assert res.steps == 3 * -(-10 // bs)
+    assert res.epochs_run == 3 and res.stop_reason is None
+
+
+def test_drop_last_matches_reference():
+    data = _linreg()
+    key = jax.random.key(1)
+    res = fit(_mse, P0, optax.sgd(0.1), data, batch_size=4, epochs=2, key=key, drop_last=True)
+    ref_p, ref_loss = _reference(_mse, P0, optax.sgd(0.1), data, 4, 2, key, drop_last=True)
+    np.testing.assert_allclose(res.params["w"], ref_p["w"], rtol=1e-5)
+    np.testing.assert_allclose(res.history["loss"], ref_loss, rtol=1e-5)
+    assert res.steps == 4
+
+
+def test_full_batch_is_gradient_descent_closed_form():
+    x, y = _linreg(n=12)
+    lr, steps = 0.1, 7
+    res = fit(_mse, P0, optax.sgd(lr), (x, y), batch_size=None, epochs=steps, key=jax.random.key(0))
+    # Closed form: theta <- theta - lr * (2/n) X1^T (X1 theta - y), X1 = [x, 1].
+    x1 = np.hstack([x, np.ones((12, 1), np.float32)]).astype(np.float64)
+    theta = np.zeros(4)
+    losses = []
+    for _ in range(steps):
+        r = x1 @ theta - y
+        losses.append(np.mean(r**2))
+        theta = theta - lr * 2 / 12 * x1.T @ r
+    np.testing.assert_allclose(res.params["w"], theta[:3], rtol=1e-5)
+    np.testing.assert_allclose(res.params["b"], theta[3], rtol=1e-5)
+    np.testing.assert_allclose(res.history["loss"], losses, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("bs", "drop_last"), [(3, False), (1, False), (3, True), (None, False)])
+def test_every_example_exactly_once_per_epoch(bs, drop_last):
+    # sum (not mean) of p[idx]: with SGD(lr=1) each visit lowers p[i] by exactly 1.
+    n = 11
+    idx = np.arange(n)
+
+    def loss(p, batch):
+        return jnp.sum(p[batch])
+
+    res = fit(
+        loss,
+        np.zeros(n, np.float32),
+        optax.sgd(1.0),
+        idx,
+        batch_size=bs,
+        epochs=2,
+        key=jax.random.key(5),
+        drop_last=drop_last,
+    )
+    counts = -np.asarray(res.params)
+    if drop_last:
+        assert counts.sum() == 2 * 9 and set(np.unique(counts)) <= {0.0, 1.0, 2.0}
+    else:
+        np.testing.assert_array_equal(counts, np.full(n, 2.0))
+
+
+def test_user_params_not_donated_and_aux_logged():
+    data = _linreg()
+    p0 = {"w": jnp.ones(3), "b": jnp.zeros(())}
+
+    def loss(p, batch):
+        err = batch[0] @ p["w"] + p["b"] - batch[1]
+        return jnp.mean(err**2), {"mae": jnp.mean(jnp.abs(err)), "vec": err}
+
+    res = fit(loss, p0, optax.sgd(0.0), data, batch_size=3, epochs=1, key=jax.random.key(0))
+    np.testing.assert_array_equal(p0["w"], np.ones(3))  # still readable and unchanged
+    x, y = data
+    err = x @ np.ones(3) - y
+    # lr = 0: the per-epoch means are means over all examples.
+    np.testing.assert_allclose(res.history["mae"], [np.abs(err).mean()], rtol=1e-5)
+    np.testing.assert_allclose(res.history["loss"], [np.mean(err**2)], rtol=1e-5)
+    assert "vec" not in res.history
+
+
+def test_step_keys_follow_documented_scheme():
+    key = jax.random.key(7)
+
+    def loss(p, batch, key):
+        return jnp.mean(batch) * p, {"u": jax.random.uniform(key)}
+
+    res = fit(
+        loss,
+        jnp.zeros(()),
+        optax.sgd(0.0),
+        np.ones(4, np.float32),
+        batch_size=None,
+        epochs=3,
+        key=key,
+        takes_key=True,
+    )
+    want = [jax.random.uniform(jax.random.fold_in(jax.random.fold_in(key, e), 1)) for e in range(3)]
+    np.testing.assert_allclose(res.history["u"], want, rtol=1e-6)
+    assert len(set(res.history["u"].tolist())) == 3
+
+
+def test_model_state_threads_through_steps():
+    x = np.arange(10, dtype=np.float32)
+
+    def loss(p, state, batch):
+        new = {"count": state["count"] + 1, "sum": state["sum"] + jnp.sum(batch)}
+        return jnp.mean((batch - p) ** 2), new
+
+    state0 = {"count": jnp.zeros((), jnp.int32), "sum": jnp.zeros(())}
+    res = fit(
+        loss,
+        jnp.zeros(()),
+        optax.sgd(0.01),
+        x,
+        batch_size=4,
+        epochs=2,
+        key=jax.random.key(0),
+        model_state=state0,
+    )
+    assert int(res.model_state["count"]) == 6
+    assert float(res.model_state["sum"]) == 2 * x.sum()
+
+
+def test_validation_loss_and_metrics_weighted_over_remainder():
+    x, y = _linreg(n=10)
+    xv, yv = _linreg(n=7, seed=1)
+    labels = (yv > 0).astype(np.float32)
+
+    def acc(p, batch):
+        return jnp.mean(((batch[0] @ p["w"] + p["b"]) > 0) == (batch[1] > 0))
+
+    res = fit(
+        _mse,
+        P0,
+        optax.sgd(0.05),
+        (x, y),
+        batch_size=4,
+        epochs=2,
+        key=jax.random.key(0),
+        validation_data=(xv, yv),
+        metrics={"accuracy": acc},
+        eval_batch_size=3,
+    )
+    pred = xv @ np.asarray(res.params["w"]) + np.asarray(res.params["b"])
+    np.testing.assert_allclose(res.history["val_loss"][-1], np.mean((pred - yv) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(
+        res.history["val_accuracy"][-1], np.mean((pred > 0) == labels), rtol=1e-6
+    )
+    assert res.history["val_loss"].shape == (2,)
+
+
+def test_record_steps_matches_reference_losses():
+    data = _linreg()
+    key = jax.random.key(2)
+    res = fit(_mse, P0, optax.sgd(0.1), data, batch_size=4, epochs=2, key=key, record_steps=True)
+    assert res.history["step_loss"].shape == (2, 3)
+    # the weighted mean of the step losses is the epoch loss
+    w = np.array([4, 4, 2]) / 10
+    np.testing.assert_allclose(res.history["step_loss"] @ w, res.history["loss"], rtol=1e-5)
+
+
+def test_progress_bar_prints_loss(capsys):
+    fit(
+        _mse,
+        P0,
+        optax.sgd(0.1),
+        _linreg(),
+        batch_size=5,
+        epochs=2,
+        key=jax.random.key(0),
+        progress=True,
+    )
+    err = capsys.readouterr().err
+    assert "loss=" in err and "ex/s" in err and "2/2" in err
+
+
+def test_fit_exported_at_top_level():
+    assert gdjax.fit is fit
