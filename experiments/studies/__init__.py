@@ -1,0 +1,1 @@
+"""One module per study; each defines ``STUDY`` (an :class:`experiments.Study`)."""
