@@ -37,7 +37,7 @@ ScalarOrSchedule: TypeAlias = Scalar | Schedule
 def chain(*transforms: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
     """Compose transformations left to right (``optax.chain``; gdjax and optax parts mix).
 
-    Example:
+    Examples:
         >>> import optax, gdjax
         >>> opt = gdjax.chain(gdjax.clip_by_global_norm(1.0), optax.scale_by_adam(), gdjax.scale(-1e-3))
     """

@@ -58,7 +58,7 @@ def sgd(
         nesterov: Nesterov accelerated gradient (needs ``momentum``).
         accumulator_dtype: dtype of the momentum buffer.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, gdjax
         >>> opt = gdjax.sgd(0.1, momentum=0.9)
         >>> params = jnp.array([1.0, -2.0])
@@ -214,7 +214,7 @@ def adam(
         mu_dtype: dtype of the first moment.
         nesterov: NAdam's Nesterov momentum (see `nadam`).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, gdjax
         >>> opt = gdjax.adam(1e-1)
         >>> params = {"w": jnp.array([1.0, -2.0])}

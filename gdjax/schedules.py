@@ -8,7 +8,7 @@ may be JAX arrays, so a sweep can vary a schedule's peak value under ``jax.vmap`
 Learning-rate *annealing* in the source documents' sense — large steps early, small steps
 late — is any of the decaying schedules here.
 
-Example:
+Examples:
     >>> import gdjax
     >>> lr = gdjax.schedules.exponential_decay(0.1, transition_steps=10, decay_rate=0.5)
     >>> [round(float(lr(s)), 4) for s in (0, 10, 20)]

@@ -79,13 +79,13 @@ def get_hyperparam(state: Any, name: str) -> Any:
     ``learning_rate`` or ``weight_decay``) in their state. This finds the first field called
     ``name`` anywhere in a (possibly chained or nested) state.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, gdjax
         >>> opt = gdjax.sgd(gdjax.schedules.exponential_decay(0.1, 10, 0.5))
         >>> params = {"w": jnp.zeros(2)}
         >>> state = opt.init(params)
         >>> _, state = opt.update({"w": jnp.ones(2)}, state, params)
-        >>> float(gdjax.get_hyperparam(state, "learning_rate"))
+        >>> round(float(gdjax.get_hyperparam(state, "learning_rate")), 6)
         0.1
     """
     found = _find_field(state, name)

@@ -72,7 +72,7 @@ def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransforma
     Args:
         max_norm: $c \ge 0$.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, gdjax
         >>> u, _ = gdjax.clip_by_global_norm(1.0).update({"w": jnp.array([3.0, 4.0])}, None)
         >>> u["w"].tolist()

@@ -42,7 +42,7 @@ def apply_if_finite(
         inner: the transformation to guard (e.g. a whole optimizer).
         max_consecutive_errors: consecutive non-finite steps tolerated.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, gdjax
         >>> opt = gdjax.apply_if_finite(gdjax.sgd(0.1))
         >>> params = {"w": jnp.ones(2)}

@@ -19,7 +19,7 @@ def scale(step_size: float | jax.Array) -> optax.GradientTransformation:
         step_size: the factor ``s`` (a number or a JAX array, possibly traced). Use a negative
             value for descent, e.g. ``scale(-1e-3)``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, gdjax
         >>> u, _ = gdjax.scale(-0.5).update({"w": jnp.ones(2)}, gdjax.EmptyState())
         >>> u["w"].tolist()
@@ -77,7 +77,7 @@ def scale_by_learning_rate(
             ``step -> value``. The value used is recorded in the state.
         flip_sign: multiply by $-\alpha$ (the default, descent) or by $+\alpha$.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, gdjax
         >>> opt = gdjax.scale_by_learning_rate(0.1)
         >>> u, s = opt.update({"w": jnp.ones(2)}, opt.init({"w": jnp.zeros(2)}))

@@ -37,7 +37,7 @@ def masked(
             ``params -> such a pytree`` (e.g. ``lambda p: jax.tree.map(lambda x: x.ndim > 1, p)``
             to select weight matrices and leave biases out).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, gdjax
         >>> params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
         >>> opt = gdjax.masked(gdjax.scale(0.0), {"w": True, "b": False})
