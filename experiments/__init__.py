@@ -11,7 +11,9 @@ import importlib
 from experiments._core import Context, Study, StudyResult
 
 #: Study modules in the order of the issue (and of the index page).
-STUDY_MODULES: tuple[str, ...] = ("misconceptions",)
+STUDY_MODULES: tuple[str, ...] = (
+    "digits_optimizers",
+    "learning_rate","misconceptions",)
 
 
 def load_studies() -> dict[str, Study]:

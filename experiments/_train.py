@@ -225,3 +225,22 @@ def minimize_sweep(
 
     traj, vals = jax.jit(jax.vmap(run))(jnp.asarray(x0, jnp.float32), hp)
     return np.asarray(traj), np.asarray(vals)
+
+
+def either(use_second: jax.Array, first: optax.GradientTransformation, second: optax.GradientTransformation) -> optax.GradientTransformation:
+    """Run ``first`` or ``second`` depending on a (traced) flag, keeping both states.
+
+    Lets structurally different optimizers (SGD and Adam, say) share one vmapped program: both
+    updates are computed and ``jnp.where`` picks one, so the cost is the sum of the two.
+    """
+
+    def init(params):
+        return first.init(params), second.init(params)
+
+    def update(updates, state, params=None):
+        u1, s1 = first.update(updates, state[0], params)
+        u2, s2 = second.update(updates, state[1], params)
+        pick = lambda a, b: jnp.where(use_second > 0.5, b, a)  # noqa: E731
+        return jax.tree.map(pick, u1, u2), (s1, s2)
+
+    return optax.GradientTransformation(init, update)
