@@ -1,0 +1,114 @@
+"""Checkpoints: resume after SIGKILL to identical bits; corrupt checkpoints skipped; shape guard."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gdjax
+
+HELPER = Path(__file__).parent / "_train_helpers" / "ckpt_run.py"
+
+
+def _start(ckpt, out):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.Popen(
+        [sys.executable, str(HELPER), str(ckpt), str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _steps(ckpt):
+    return [p for p in ckpt.iterdir() if p.name.isdigit()] if ckpt.exists() else []
+
+
+def _assert_same(a, b):
+    assert sorted(a.files) == sorted(b.files)
+    for k in a.files:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)  # bit-identical (NaN == NaN)
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    ref = _start(tmp_path / "ref_ckpt", tmp_path / "ref.npz")
+    victim = _start(tmp_path / "ckpt", tmp_path / "out.npz")
+    deadline = time.time() + 120
+    while len(_steps(tmp_path / "ckpt")) < 2 and victim.poll() is None:
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    time.sleep(float(np.random.default_rng().uniform(0.0, 0.3)))  # land anywhere, saves too
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (tmp_path / "out.npz").exists(), "the run finished before it could be killed"
+    resumed = _start(tmp_path / "ckpt", tmp_path / "out.npz")
+    out_r, out_v = ref.communicate(timeout=300)[0], resumed.communicate(timeout=300)[0]
+    assert ref.returncode == 0, out_r.decode()[-2000:]
+    assert resumed.returncode == 0, out_v.decode()[-2000:]
+    _assert_same(np.load(tmp_path / "ref.npz"), np.load(tmp_path / "out.npz"))
+    assert len(_steps(tmp_path / "ckpt")) <= 2  # keep_checkpoints=2
+
+
+X = np.linspace(-1, 1, 20, dtype=np.float32)[:, None]
+Y = 3 * X[:, 0] + 1
+
+
+def _loss(p, batch):
+    return jnp.mean((batch[0] @ p["w"] + p["b"] - batch[1]) ** 2)
+
+
+P = {"w": np.zeros(1, np.float32), "b": np.zeros((), np.float32)}
+
+
+def _fit(ckpt, epochs, params=P, **kw):
+    return gdjax.fit(
+        _loss,
+        params,
+        optax.adam(0.1),
+        (X, Y),
+        batch_size=6,
+        epochs=epochs,
+        key=jax.random.key(0),
+        checkpoint_dir=ckpt,
+        record_steps=True,
+        **kw,
+    )
+
+
+def test_extend_run_and_corrupt_latest_checkpoint_falls_back(tmp_path):
+    full = _fit(tmp_path / "a", 4)
+    _fit(tmp_path / "b", 2)
+    latest = max(_steps(tmp_path / "b"), key=lambda p: int(p.name))
+    # damage every array file of the newest checkpoint, keeping sizes
+    damaged = 0
+    for f in (latest / "state").rglob("*"):
+        if f.is_file() and f.stat().st_size > 64 and "d" in f.parent.name:
+            data = bytearray(f.read_bytes())
+            data[-64:] = bytes(64)
+            f.write_bytes(bytes(data))
+            damaged += 1
+    assert damaged
+    with pytest.warns(RuntimeWarning, match="skipping corrupt checkpoint"):
+        resumed = _fit(tmp_path / "b", 4)
+    for k in ("loss", "step_loss"):
+        np.testing.assert_array_equal(resumed.history[k], full.history[k])
+    np.testing.assert_array_equal(resumed.params["w"], full.params["w"])
+    # a finished run started again returns its result without training
+    again = _fit(tmp_path / "a", 4)
+    assert again.steps == full.steps
+    np.testing.assert_array_equal(again.params["b"], full.params["b"])
+
+
+def test_checkpoint_dir_of_other_shapes_is_refused(tmp_path):
+    _fit(tmp_path / "c", 1)
+    other = {"w": np.zeros(1, np.float32), "b": np.zeros(1, np.float32)}
+    with pytest.raises(ValueError, match=r"holds a run with other shapes.*\['b'\]"):
+        _fit(tmp_path / "c", 2, params=other)

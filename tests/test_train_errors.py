@@ -1,0 +1,103 @@
+"""Bad arguments raise clear errors before anything is compiled or written."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import gdjax
+
+X = np.ones((8, 2), np.float32)
+Y = np.zeros(8, np.int32)
+
+
+def _ce(p, batch):
+    x, y = batch
+    logits = x @ p
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+P = np.zeros((2, 3), np.float32)
+
+
+def _fit(data=(X, Y), loss=_ce, **kw):
+    args = {"batch_size": 4, "epochs": 1, "key": jax.random.key(0)}
+    args.update(kw)
+    return gdjax.fit(loss, P, optax.sgd(0.1), data, **args)
+
+
+def _nan_x():
+    x = X.copy()
+    x[5, 1] = np.nan
+    return x
+
+
+def _inf_x():
+    x = X.copy()
+    x[2, 0] = np.inf
+    return x
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "err", "match"),
+    [
+        ({"data": (X, Y[:7])}, ValueError, r"leading dimension N.*\(8, 2\).*\(7,\)"),
+        ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+        ({"batch_size": 9}, ValueError, "larger than the number of examples N=8.*None"),
+        ({"batch_size": 2.5}, TypeError, "batch_size must be an int"),
+        ({"epochs": 0}, ValueError, "epochs must be >= 1"),
+        ({"loss": lambda p, b: (b[0] @ p).sum(axis=1)}, ValueError, r"scalar loss.*\(4,\)"),
+        ({"data": (_nan_x(), Y)}, ValueError, r"data\[0\] contains 1 NaN/inf.*example 5"),
+        ({"data": (_inf_x(), Y)}, ValueError, r"data\[0\] contains 1 NaN/inf.*example 2"),
+        (
+            {"validation_data": (X, Y.astype(np.float32))},
+            ValueError,
+            r"validation_data\[1\] has dtype float32 but data\[1\] has int32",
+        ),
+        (
+            {"validation_data": (X, Y[:, None])},
+            ValueError,
+            r"validation_data\[1\] has per-example shape \(1,\)",
+        ),
+        ({"data": (X, np.zeros((8, 3), np.float32))}, TypeError, "labels' dtype and shape"),
+        ({"key": 0}, TypeError, "key must be a JAX PRNG key"),
+        ({"metrics": {"acc": lambda p, b: 1.0}}, ValueError, "pass validation_data"),
+        (
+            {"early_stopping": gdjax.EarlyStopping("val_loss")},
+            ValueError,
+            "'val_loss' is not recorded",
+        ),
+        ({"on_nonfinite": "ignore"}, ValueError, "on_nonfinite must be one of"),
+        ({"checkpoint_every_steps": 0}, ValueError, "checkpoint_every_steps must be >= 1"),
+        ({"loss": lambda p, b: (1.0, 2.0, 3.0)}, TypeError, "tuple of length 3"),
+    ],
+)
+def test_bad_arguments(kwargs, err, match, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(err, match=match):
+        _fit(checkpoint_dir=ckpt, **kwargs)
+    assert not ckpt.exists()  # nothing written
+
+
+def test_optimizer_must_be_transformation():
+    with pytest.raises(TypeError, match="optimizer must be an optax GradientTransformation"):
+        gdjax.fit(_ce, P, "adam", (X, Y), batch_size=4, epochs=1, key=jax.random.key(0))
+
+
+def test_stateful_loss_must_return_state():
+    with pytest.raises(TypeError, match=r"\(loss, new_model_state\)"):
+        _fit(loss=lambda p, s, b: jnp.sum(p), model_state={"n": jnp.zeros(())})
+
+
+def test_rule_arguments_validated():
+    with pytest.raises(ValueError, match="patience must be an int >= 1"):
+        gdjax.EarlyStopping(patience=0)
+    with pytest.raises(ValueError, match="factor must be in"):
+        gdjax.ReduceOnPlateau(factor=1.5)
+
+
+def test_mesh_batch_must_divide_devices():
+    mesh = jax.make_mesh((1,), ("data",))
+    with pytest.raises(ValueError, match="data_axis 'batch' is not an axis"):
+        _fit(mesh=mesh, data_axis="batch")
