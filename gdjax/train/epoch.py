@@ -128,7 +128,9 @@ def init_state(
 def _constrain(tree: Any, sharding: Any) -> Any:
     if sharding is None:
         return tree
-    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), tree)
+    explicit = any(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types)
+    move = jax.sharding.reshard if explicit else jax.lax.with_sharding_constraint
+    return jax.tree.map(lambda a: move(a, sharding), tree)
 
 
 def _train_step(
