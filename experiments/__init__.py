@@ -13,7 +13,10 @@ from experiments._core import Context, Study, StudyResult
 #: Study modules in the order of the issue (and of the index page).
 STUDY_MODULES: tuple[str, ...] = (
     "digits_optimizers",
-    "learning_rate","misconceptions",)
+    "learning_rate",
+    "misconceptions",
+    "momentum_annealing",
+)
 
 
 def load_studies() -> dict[str, Study]:
