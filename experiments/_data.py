@@ -49,7 +49,9 @@ def images(ctx: Context, n_train: int, n_test: int, *, prefer: str = "mnist") ->
     if ctx.data_dir is not None and prefer == "mnist":
         candidates.append(("MNIST", data.load_mnist, ctx.data_dir / "mnist"))
     if ctx.data_dir is not None and (ctx.data_dir / "fashion-mnist").is_dir():
-        candidates.append(("Fashion-MNIST", data.load_fashion_mnist, ctx.data_dir / "fashion-mnist"))
+        candidates.append(
+            ("Fashion-MNIST", data.load_fashion_mnist, ctx.data_dir / "fashion-mnist")
+        )
     candidates.append(("Fashion-MNIST", data.load_fashion_mnist, None))
     for name, load, folder in candidates:
         try:
@@ -61,7 +63,11 @@ def images(ctx: Context, n_train: int, n_test: int, *, prefer: str = "mnist") ->
         xte, yte = _subset(xte, yte, n_test, ctx.seed + 1)
         where = folder or data.FASHION_MNIST_DIR
         return Split(
-            xtr, ytr, xte, yte, name,
+            xtr,
+            ytr,
+            xte,
+            yte,
+            name,
             f"{name} (real, 28×28 grey images, 10 classes, from {where}): "
             f"{len(xtr):,} training / {len(xte):,} test images",
         )
@@ -71,7 +77,11 @@ def images(ctx: Context, n_train: int, n_test: int, *, prefer: str = "mnist") ->
     idx = rng.permutation(len(x))
     tr, te = idx[: min(n_train, 1400)], idx[1400 : 1400 + n_test]
     return Split(
-        x[tr], y[tr], x[te], y[te], "digits",
+        x[tr],
+        y[tr],
+        x[te],
+        y[te],
+        "digits",
         f"scikit-learn digits (real, 8×8 images, 10 classes; no MNIST-format files found): "
         f"{len(tr):,} training / {len(te):,} test images",
     )
@@ -121,7 +131,9 @@ def _imdb(ctx: Context, n: int, vocab_size: int) -> Split | None:
         docs, labels = [], []
         for label, sub in ((1, "pos"), (0, "neg")):
             files = sorted((root / split / sub).glob("*.txt"))
-            files = [files[i] for i in np.random.default_rng(ctx.seed).permutation(len(files))[: n // 2]]
+            files = [
+                files[i] for i in np.random.default_rng(ctx.seed).permutation(len(files))[: n // 2]
+            ]
             docs += [f.read_text(errors="replace") for f in files]
             labels += [label] * len(files)
         parts[split] = (docs, np.asarray(labels, np.int32))
@@ -129,7 +141,11 @@ def _imdb(ctx: Context, n: int, vocab_size: int) -> Split | None:
     vocab = [w for w, _ in counts.most_common(vocab_size)]
     (dtr, ytr), (dte, yte) = parts["train"], parts["test"]
     return Split(
-        _bag_of_words(dtr, vocab), ytr, _bag_of_words(dte, vocab), yte, "IMDB",
+        _bag_of_words(dtr, vocab),
+        ytr,
+        _bag_of_words(dte, vocab),
+        yte,
+        "IMDB",
         f"IMDB movie reviews (real, {root}): {len(dtr):,} train / {len(dte):,} test reviews, "
         f"bag of the {vocab_size} most frequent words (log counts)",
     )
@@ -163,7 +179,11 @@ def sentiment(ctx: Context, n: int, vocab_size: int = 1000) -> Split:
     xtr, ytr = make(n)
     xte, yte = make(max(n // 4, 200))
     return Split(
-        xtr, ytr, xte, yte, "synthetic sentiment",
+        xtr,
+        ytr,
+        xte,
+        yte,
+        "synthetic sentiment",
         f"**synthetic stand-in** for IMDB (no `--data-dir` with `aclImdb/`, and no pip package "
         f"ships a labelled review corpus): {n:,} bag-of-words 'reviews' over a {v}-word Zipf "
         "vocabulary, label = sign of summed word polarity + logistic noise",
@@ -193,7 +213,10 @@ def corpus(ctx: Context) -> tuple[str, str]:
     what = (f"Debian license texts ({', '.join(sources)}) and " if sources else "") + (
         "scikit-learn's bundled dataset descriptions"
     )
-    return text, f"{what} — real English prose, {len(text):,} characters (no text corpus is downloaded)"
+    return (
+        text,
+        f"{what} — real English prose, {len(text):,} characters (no text corpus is downloaded)",
+    )
 
 
 def price_series(ctx: Context, n: int) -> tuple[np.ndarray, str]:

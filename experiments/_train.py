@@ -227,7 +227,9 @@ def minimize_sweep(
     return np.asarray(traj), np.asarray(vals)
 
 
-def either(use_second: jax.Array, first: optax.GradientTransformation, second: optax.GradientTransformation) -> optax.GradientTransformation:
+def either(
+    use_second: jax.Array, first: optax.GradientTransformation, second: optax.GradientTransformation
+) -> optax.GradientTransformation:
     """Run ``first`` or ``second`` depending on a (traced) flag, keeping both states.
 
     Lets structurally different optimizers (SGD and Adam, say) share one vmapped program: both

@@ -57,7 +57,12 @@ def run(ctx: Context) -> StudyResult:
     for name in ctx.progress(names, desc="optimizers"):
         t0 = time.perf_counter()
         res = gdjax.fit(
-            loss_fn, params, OPTIMIZERS[name](), (xtr, ytr), batch_size=batch, epochs=epochs,
+            loss_fn,
+            params,
+            OPTIMIZERS[name](),
+            (xtr, ytr),
+            batch_size=batch,
+            epochs=epochs,
             key=jax.random.key(ctx.seed + 1),
         )
         seconds = time.perf_counter() - t0
@@ -75,8 +80,13 @@ def run(ctx: Context) -> StudyResult:
         ax1.plot(range(1, len(ys) + 1), ys, label=name)
     ax1.set(title="digits MLP: training loss", xlabel="epoch", ylabel="loss", yscale="log")
     ax1.legend(fontsize=7, ncol=2)
-    bars(list(rows), [r["test_accuracy"] for r in rows.values()], title="test accuracy",
-         ylabel="accuracy", ax=ax2)
+    bars(
+        list(rows),
+        [r["test_accuracy"] for r in rows.values()],
+        title="test accuracy",
+        ylabel="accuracy",
+        ax=ax2,
+    )
     ax2.set_ylim(0.8, 1.0)
     body_rows = [
         [n, r["train_loss"], pct(r["test_accuracy"]), f"{r['seconds_incl_compile']:.2f}"]
@@ -98,7 +108,7 @@ trained with `gdjax.fit` (one compiled XLA program per epoch).
 
 {table(["optimizer", "final train loss", "test accuracy", "seconds (incl. compile)"], body_rows)}
 
-Best test accuracy: **{best}** ({pct(rows[best]['test_accuracy'])}). Adam {pct(adam)} vs plain
+Best test accuracy: **{best}** ({pct(rows[best]["test_accuracy"])}). Adam {pct(adam)} vs plain
 SGD {pct(sgd)}: {verdict}. With learning rates not tuned per optimizer, differences of a point or two
 are within what a different rate would change; the table shows that every optimizer trains,
 not which is best in general.
@@ -111,8 +121,13 @@ not which is best in general.
         f"scikit-learn digits (real, 1,797 8×8 images): {len(xtr):,} train / {len(xte):,} test, "
         "standardised"
     )
-    return StudyResult({"epochs": epochs, "batch_size": batch, "optimizers": rows}, page,
-                       {"curves": fig}, headline, data)
+    return StudyResult(
+        {"epochs": epochs, "batch_size": batch, "optimizers": rows},
+        page,
+        {"curves": fig},
+        headline,
+        data,
+    )
 
 
 STUDY = Study(

@@ -7,7 +7,6 @@ wide grid of rates — every (optimizer, rate) pair in one vmapped program per e
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 
 import gdjax
@@ -16,9 +15,11 @@ from experiments._data import images
 from experiments._report import figure, fmt, pct, table
 from experiments._train import accuracy, either, softmax_xent, train_sweep
 
-DOC = {0.01: [0.56, 0.34, 0.23, 0.15, 0.10, 0.08, 0.07, 0.06, 0.05, 0.04],
-       0.005: [0.50, 0.32, 0.20, 0.12, 0.08, 0.06, 0.05, 0.04, 0.03, 0.03],
-       0.001: [0.45, 0.28, 0.17, 0.10, 0.06, 0.04, 0.03, 0.02, 0.02, 0.01]}
+DOC = {
+    0.01: [0.56, 0.34, 0.23, 0.15, 0.10, 0.08, 0.07, 0.06, 0.05, 0.04],
+    0.005: [0.50, 0.32, 0.20, 0.12, 0.08, 0.06, 0.05, 0.04, 0.03, 0.03],
+    0.001: [0.45, 0.28, 0.17, 0.10, 0.06, 0.04, 0.03, 0.02, 0.02, 0.01],
+}
 SGD_RATES = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 20.0)
 ADAM_RATES = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.5, 5.0)
 
@@ -43,18 +44,27 @@ def run(ctx: Context) -> StudyResult:
         return {"test_loss": softmax_xent(z, ev[1]), "test_acc": accuracy(z, ev[1])}
 
     res = train_sweep(
-        ctx, loss, params,
+        ctx,
+        loss,
+        params,
         lambda h: either(h["adam"], gdjax.sgd(h["lr"]), gdjax.adam(h["lr"])),
-        hp, (xtr, data.y_train), batch_size=batch, epochs=epochs, key=jax_key(ctx.seed),
-        evaluate=evaluate, eval_data=(xte, data.y_test), desc="lr sweep",
+        hp,
+        (xtr, data.y_train),
+        batch_size=batch,
+        epochs=epochs,
+        key=jax_key(ctx.seed),
+        evaluate=evaluate,
+        eval_data=(xte, data.y_test),
+        desc="lr sweep",
     )
     runs = {
         f"{o} lr={r:g}": {
-            "optimizer": o, "lr": r,
+            "optimizer": o,
+            "lr": r,
             "epoch_train_loss": res.epoch_loss[i].tolist(),
             "test_loss": res.evals["test_loss"][i].tolist(),
             "test_accuracy": float(res.evals["test_acc"][i, -1]),
-            "step_loss_std_last_epoch": float(np.std(res.step_loss[i, -res.steps_per_epoch:])),
+            "step_loss_std_last_epoch": float(np.std(res.step_loss[i, -res.steps_per_epoch :])),
             "diverged": bool(not np.all(np.isfinite(res.step_loss[i]))),
         }
         for i, (o, r) in enumerate(names)
@@ -66,45 +76,60 @@ def run(ctx: Context) -> StudyResult:
         rows.append([f"{r:g} (document)", *[f"{v:.2f}" for v in doc[:epochs]]])
         rows.append([f"{r:g} (measured, SGD)", *[f"{v:.2f}" for v in ours]])
     grid_rows = [
-        [name, fmt(v["epoch_train_loss"][0]), fmt(v["epoch_train_loss"][-1]),
-         fmt(v["test_loss"][-1]), pct(v["test_accuracy"]), fmt(v["step_loss_std_last_epoch"])]
+        [
+            name,
+            fmt(v["epoch_train_loss"][0]),
+            fmt(v["epoch_train_loss"][-1]),
+            fmt(v["test_loss"][-1]),
+            pct(v["test_accuracy"]),
+            fmt(v["step_loss_std_last_epoch"]),
+        ]
         for name, v in runs.items()
     ]
     sgd_final = {r: runs[f"SGD lr={r:g}"]["epoch_train_loss"][-1] for r in SGD_RATES}
     best_sgd = min(sgd_final, key=lambda r: sgd_final[r] if np.isfinite(sgd_final[r]) else np.inf)
     worst_high = max(SGD_RATES)
     adam_final = {r: runs[f"Adam lr={r:g}"]["epoch_train_loss"][-1] for r in ADAM_RATES}
-    best_adam = min(adam_final, key=lambda r: adam_final[r] if np.isfinite(adam_final[r]) else np.inf)
+    best_adam = min(
+        adam_final, key=lambda r: adam_final[r] if np.isfinite(adam_final[r]) else np.inf
+    )
     doc_order = sgd_final[0.001] < sgd_final[0.005] < sgd_final[0.01]
     fig, axes = figure(ncols=2)
-    for name, v in runs.items():
+    for v in runs.values():
         ax = axes[0] if v["optimizer"] == "SGD" else axes[1]
         ax.plot(range(1, epochs + 1), v["epoch_train_loss"], label=f"lr {v['lr']:g}")
     for ax, o in zip(axes, ("SGD", "Adam"), strict=True):
-        ax.set(title=f"{o}: mean training loss per epoch", xlabel="epoch", ylabel="loss",
-               yscale="log")
+        ax.set(
+            title=f"{o}: mean training loss per epoch", xlabel="epoch", ylabel="loss", yscale="log"
+        )
         ax.legend(fontsize=7, ncol=2)
         ax.grid(alpha=0.3)
-    for r, doc in DOC.items():
+    for doc in DOC.values():
         axes[0].plot(range(1, len(doc[:epochs]) + 1), doc[:epochs], "k:", lw=1)
     reading = (
         f"The document's table has the *smallest* rate (0.001) converging fastest (0.45 → 0.01). "
         f"Measured, the order is {'the same' if doc_order else 'the opposite'}: after {epochs} "
         f"epochs SGD reaches {fmt(sgd_final[0.01])} at 0.01, {fmt(sgd_final[0.005])} at 0.005 and "
         f"{fmt(sgd_final[0.001])} at 0.001 — "
-        + ("a smaller rate takes smaller steps and so, on a convex problem like this, "
-           "converges more slowly, which is also what the document's own prose says "
-           "('a low learning rate may lead to slow convergence'). The table contradicts its "
-           "prose; the run agrees with the prose." if not doc_order else
-           "matching the table.")
+        + (
+            "a smaller rate takes smaller steps and so, on a convex problem like this, "
+            "converges more slowly, which is also what the document's own prose says "
+            "('a low learning rate may lead to slow convergence'). The table contradicts its "
+            "prose; the run agrees with the prose."
+            if not doc_order
+            else "matching the table."
+        )
         + f" Nor does a single-layer network reach a training loss of 0.01–0.04 on "
         f"{data.name}: its loss levels off far higher (a linear classifier cannot fit these "
         f"images that well). Over the wider grid the best SGD rate is {best_sgd:g}; at "
         f"lr {worst_high:g} the run "
-        + ("diverged (non-finite loss)" if runs[f"SGD lr={worst_high:g}"]["diverged"] else
-           f"overshoots: final loss {fmt(sgd_final[worst_high])} and a per-step loss spread of "
-           f"{fmt(runs[f'SGD lr={worst_high:g}']['step_loss_std_last_epoch'])} in the last epoch "
-           f"(vs {fmt(runs[f'SGD lr={best_sgd:g}']['step_loss_std_last_epoch'])} at {best_sgd:g})")
+        + (
+            "diverged (non-finite loss)"
+            if runs[f"SGD lr={worst_high:g}"]["diverged"]
+            else f"overshoots: final loss {fmt(sgd_final[worst_high])} and a per-step loss spread of "
+            f"{fmt(runs[f'SGD lr={worst_high:g}']['step_loss_std_last_epoch'])} in the last epoch "
+            f"(vs {fmt(runs[f'SGD lr={best_sgd:g}']['step_loss_std_last_epoch'])} at {best_sgd:g})"
+        )
         + f". Adam overshoots too: its best rate here is {best_adam:g} (final loss "
         f"{fmt(adam_final[best_adam])}), and at lr 0.5 it ends at {fmt(adam_final[0.5])}."
     )
@@ -121,16 +146,32 @@ Adam side by side via a traced switch); compile {res.compile_seconds:.1f} s, the
 
 ## Wider grid, SGD and Adam
 
-{table(["run", "epoch-1 loss", f"epoch-{epochs} loss", "test loss", "test accuracy",
-        "step-loss std (last epoch)"], grid_rows)}
+{
+        table(
+            [
+                "run",
+                "epoch-1 loss",
+                f"epoch-{epochs} loss",
+                "test loss",
+                "test accuracy",
+                "step-loss std (last epoch)",
+            ],
+            grid_rows,
+        )
+    }
 
 ## Reading
 
 {reading}
 """
-    numbers = {"epochs": epochs, "batch_size": batch, "runs": runs,
-               "document": {str(k): v for k, v in DOC.items()},
-               "compile_seconds": res.compile_seconds, "epoch_seconds": res.epoch_seconds}
+    numbers = {
+        "epochs": epochs,
+        "batch_size": batch,
+        "runs": runs,
+        "document": {str(k): v for k, v in DOC.items()},
+        "compile_seconds": res.compile_seconds,
+        "epoch_seconds": res.epoch_seconds,
+    }
     headline = (
         f"SGD epoch-{epochs} loss: {fmt(sgd_final[0.01], 2)} @0.01, {fmt(sgd_final[0.005], 2)} "
         f"@0.005, {fmt(sgd_final[0.001], 2)} @0.001 (document epoch 10: 0.04 / 0.03 / 0.01)"
@@ -144,4 +185,9 @@ def jax_key(seed: int):
     return jax.random.key(seed)
 
 
-STUDY = Study("learning_rate", "Learning rate vs convergence", "gradient-descent-for-neural-networks.md, 'Impact of Learning Rate on Convergence'", run)
+STUDY = Study(
+    "learning_rate",
+    "Learning rate vs convergence",
+    "gradient-descent-for-neural-networks.md, 'Impact of Learning Rate on Convergence'",
+    run,
+)

@@ -11,6 +11,8 @@ gradient clipping (vmapped).
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -174,7 +176,7 @@ def mlp_init(seed: int, sizes: list[int], gain: float) -> list[dict]:
             "w": (gain * rng.normal(size=(a, b)) / np.sqrt(a)).astype(np.float32),
             "b": np.zeros(b, np.float32),
         }
-        for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        for a, b in itertools.pairwise(sizes)
     ]
 
 
@@ -374,6 +376,47 @@ def read_e(e: dict) -> str:
     return f"Initial global gradient norm {fmt(e['initial_gradient_norm'])}; {what}."
 
 
+def summary_table(a: dict, b: dict, c: dict, d: dict, e: dict, best_b: str) -> str:
+    """One row per misconception: the document's claim and the measured figure."""
+    relu, soft = d["ReLU (subgradient at 0)"], d["softplus (smooth)"]
+    runs = e["runs"]
+    rows = [
+        [
+            "1. GD always reaches the global minimum",
+            "it can stop in a local minimum; simulated annealing can avoid that",
+            f"{pct(a['gd_fraction_global'])} of {a['starts']} GD starts reach Rastrigin's global "
+            f"minimum ({a['gd_distinct_minima_values']} distinct final values); SA then GD: "
+            f"{pct(a['sa_fraction_global'])}",
+        ],
+        [
+            "2. GD needs a fixed learning rate",
+            "AdaGrad, RMSprop, Adam adapt it and can converge faster",
+            f"rotated κ=10³ quadratic: lowest loss after {b['steps']} steps is {best_b}'s",
+        ],
+        [
+            "4. GD gets stuck at saddle points",
+            "small random perturbations let it escape",
+            f"GD from (1, 0) ends at f = {fmt(c['gd_final_value'])} (the saddle); perturbed GD "
+            f"escapes in {pct(c['perturbed_fraction_escaped'])} of {c['seeds']} seeds (median "
+            f"{fmt(c['perturbed_median_steps_to_escape'], 0)} steps)",
+        ],
+        [
+            "5. GD needs differentiable activations",
+            "ReLU works with subgradients",
+            f"relu'(0) = {d['relu_grad_at_zero']:g} in JAX; ReLU MLP {pct(relu['test_accuracy'])} "
+            f"digits test accuracy vs softplus {pct(soft['test_accuracy'])}",
+        ],
+        [
+            "exploding gradients (deep-learning doc)",
+            "clipping keeps training stable",
+            f"initial gradient norm {fmt(e['initial_gradient_norm'])}; final loss unclipped "
+            f"{fmt(runs['no clipping']['final_train_loss'])}, clip 1: "
+            f"{fmt(runs['clip_by_global_norm(1)']['final_train_loss'])}",
+        ],
+    ]
+    return table(["misconception (document)", "what the document says", "measured here"], rows)
+
+
 def run(ctx: Context) -> StudyResult:
     s = ctx.seed
     a, b, c, d, e = (
@@ -418,7 +461,33 @@ def run(ctx: Context) -> StudyResult:
                 ]
             )
     best_b = min(b["rotated"].items(), key=lambda kv: kv[1]["final_relative_loss"])[0]
-    relu = d["ReLU (subgradient at 0)"]
+    summary = summary_table(a, b, c, d, e, best_b)
+    d_rows = [
+        [
+            k,
+            v["final_train_loss"],
+            pct(v["test_accuracy"]),
+            v["exact_zero_preactivations"],
+            pct(v["inactive_fraction_layer1"]),
+        ]
+        for k, v in d.items()
+        if isinstance(v, dict)
+    ]
+    d_table = table(
+        [
+            "activation",
+            "final train loss",
+            "test accuracy",
+            "pre-activations exactly 0",
+            "inactive units (layer 1)",
+        ],
+        d_rows,
+    )
+    e_rows = [
+        [k, v["final_train_loss"], v["max_step_loss"], str(v["diverged"])]
+        for k, v in e["runs"].items()
+    ]
+    e_table = table(["run", "final train loss", "largest step loss", "diverged"], e_rows)
     reading_a, reading_b, reading_c = read_a(a), read_b(b), read_c(c)
     reading_d, reading_e = read_d(d), read_e(e)
     page = f"""
@@ -426,13 +495,7 @@ The document states five misconceptions in prose (no numbers); each is checked h
 built to expose it. Everything is pure JAX + gdjax optimizers, vmapped over starts or
 configurations in one compiled program per part.
 
-| misconception (document) | what the document says | measured here |
-|---|---|---|
-| 1. GD always reaches the global minimum | it can stop in a local minimum; simulated annealing can avoid that | {pct(a["gd_fraction_global"])} of {a["starts"]} GD starts reach Rastrigin's global minimum, {a["gd_distinct_minima_values"]} distinct final values; SA (then GD) reaches it from {pct(a["sa_fraction_global"])} |
-| 2. GD needs a fixed learning rate | AdaGrad, RMSprop, Adam adapt it and can converge faster | on a rotated κ=10³ quadratic the best final loss after {b["steps"]} steps is {best_b}'s (table below) |
-| 4. GD gets stuck at saddle points | small random perturbations let it escape | plain GD from (1, 0) ends at f = {fmt(c["gd_final_value"])} (the saddle), {pct(c["gd_fraction_escaped"])} escape; perturbed GD escapes in {pct(c["perturbed_fraction_escaped"])} of {c["seeds"]} seeds (median {fmt(c["perturbed_median_steps_to_escape"], 0)} steps) |
-| 5. GD needs differentiable activations | ReLU works with subgradients | JAX uses relu'(0) = {d["relu_grad_at_zero"]:g}; a ReLU MLP reaches {pct(relu["test_accuracy"])} digits test accuracy vs {pct(d["softplus (smooth)"]["test_accuracy"])} for softplus |
-| (deep learning doc) exploding gradients | clipping keeps training stable | initial gradient norm {fmt(e["initial_gradient_norm"])}; final loss without clipping {fmt(e["runs"]["no clipping"]["final_train_loss"])}, with clip 1: {fmt(e["runs"]["clip_by_global_norm(1)"]["final_train_loss"])} |
+{summary}
 
 ## (a) Local vs global minima — Rastrigin, {a["starts"]} uniform starts in [−5.12, 5.12]²
 
@@ -453,13 +516,13 @@ all rates in one vmapped program. "steps to 1e-6" counts steps until f/f0 ≤ 10
 
 ## (d) ReLU's kink — digits MLP 64-64-64-10, SGD + momentum
 
-{table(["activation", "final train loss", "test accuracy", "pre-activations exactly 0", "inactive units (layer 1)"], [[k, v["final_train_loss"], pct(v["test_accuracy"]), v["exact_zero_preactivations"], pct(v["inactive_fraction_layer1"])] for k, v in d.items() if isinstance(v, dict)])}
+{d_table}
 
 {reading_d}
 
 ## (e) Exploding gradients — {e["depth"]}-layer tanh MLP, weights ×{e["init_gain"]} too large, SGD 0.1
 
-{table(["run", "final train loss", "largest step loss", "diverged"], [[k, v["final_train_loss"], v["max_step_loss"], str(v["diverged"])] for k, v in e["runs"].items()])}
+{e_table}
 
 {reading_e}
 """

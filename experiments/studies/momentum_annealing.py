@@ -39,7 +39,12 @@ def rosenbrock(x: jax.Array) -> jax.Array:
 def ravines(ctx: Context) -> dict:
     out = {}
     problems = {
-        "quadratic ravine (κ=100)": (ravine, np.array([-4.0, 3.0]), np.logspace(-3.5, -1.5, 9), 1e-8),
+        "quadratic ravine (κ=100)": (
+            ravine,
+            np.array([-4.0, 3.0]),
+            np.logspace(-3.5, -1.5, 9),
+            1e-8,
+        ),
         "Rosenbrock": (rosenbrock, np.array([-1.5, 2.0]), np.logspace(-4.5, -2.5, 9), 1e-6),
     }
     steps = ctx.pick(500, 5000)
@@ -52,8 +57,11 @@ def ravines(ctx: Context) -> dict:
         }
 
         def make(h):
-            return either(h["nesterov"], gdjax.momentum(h["lr"], h["beta"]),
-                          gdjax.nesterov(h["lr"], h["beta"]))
+            return either(
+                h["nesterov"],
+                gdjax.momentum(h["lr"], h["beta"]),
+                gdjax.nesterov(h["lr"], h["beta"]),
+            )
 
         traj, vals = minimize_sweep(f, np.tile(x0, (len(cfg), 1)), make, hp, steps=steps)
         f0 = float(vals[0, 0])
@@ -61,11 +69,14 @@ def ravines(ctx: Context) -> dict:
         for m in METHODS:
             idx = [i for i, (mm, _) in enumerate(cfg) if mm == m]
 
-            def hit(i):
+            def hit(i, vals=vals, tol=tol, f0=f0):
                 r = np.nonzero(vals[i] <= tol * max(f0, 1.0))[0]
                 return int(r[0]) if r.size else None
 
-            ranked = sorted(idx, key=lambda i: (hit(i) is None, hit(i) or 0, np.nan_to_num(vals[i, -1], nan=np.inf)))
+            ranked = sorted(
+                idx,
+                key=lambda i: (hit(i) is None, hit(i) or 0, np.nan_to_num(vals[i, -1], nan=np.inf)),
+            )
             best = ranked[0]
             rows[m] = {
                 "best_lr": float(cfg[best][1]),
@@ -75,10 +86,16 @@ def ravines(ctx: Context) -> dict:
             }
         # same rate for all three, for the side-by-side trajectory plot: GD's best rate
         same = cfg.index(("GD", rows["GD"]["best_lr"]))
-        out[pname] = {"tolerance": tol, "steps": steps, "start": x0.tolist(), "f0": f0,
-                      "lr_grid": grid.tolist(), "methods": rows,
-                      "_same_lr": {m: traj[same + k * len(grid)] for k, m in enumerate(METHODS)},
-                      "_f": f}
+        out[pname] = {
+            "tolerance": tol,
+            "steps": steps,
+            "start": x0.tolist(),
+            "f0": f0,
+            "lr_grid": grid.tolist(),
+            "methods": rows,
+            "_same_lr": {m: traj[same + k * len(grid)] for k, m in enumerate(METHODS)},
+            "_f": f,
+        }
     return out
 
 
@@ -120,13 +137,25 @@ def annealing(ctx: Context) -> dict:
         return {"test_loss": softmax_xent(z, ev[1]), "test_acc": accuracy(z, ev[1])}
 
     res = train_sweep(
-        ctx, loss, params, lambda h: gdjax.sgd(schedule(h["kind"], lr, total)),
-        {"kind": list(range(len(SCHEDULES)))}, (xtr, ytr), batch_size=batch, epochs=epochs,
-        key=jax.random.key(ctx.seed), evaluate=evaluate, eval_data=(xte, yte), desc="schedules",
+        ctx,
+        loss,
+        params,
+        lambda h: gdjax.sgd(schedule(h["kind"], lr, total)),
+        {"kind": list(range(len(SCHEDULES)))},
+        (xtr, ytr),
+        batch_size=batch,
+        epochs=epochs,
+        key=jax.random.key(ctx.seed),
+        evaluate=evaluate,
+        eval_data=(xte, yte),
+        desc="schedules",
     )
     steps = res.steps_per_epoch
     return {
-        "epochs": epochs, "batch_size": batch, "initial_lr": lr, "total_steps": total,
+        "epochs": epochs,
+        "batch_size": batch,
+        "initial_lr": lr,
+        "total_steps": total,
         "runs": {
             name: {
                 "final_train_loss": float(res.epoch_loss[i, -1]),
@@ -164,8 +193,15 @@ def stopping(ctx: Context) -> dict:
     predict = jax.jit(model.apply)
     for name, kw in ctx.progress(rules.items(), desc="stopping rules", total=len(rules)):
         res = gdjax.fit(
-            loss, params, gdjax.adam(1e-3), (xtr, ytr), batch_size=32, epochs=max_epochs,
-            key=jax.random.key(ctx.seed), validation_data=(xval, yval), **kw,
+            loss,
+            params,
+            gdjax.adam(1e-3),
+            (xtr, ytr),
+            batch_size=32,
+            epochs=max_epochs,
+            key=jax.random.key(ctx.seed),
+            validation_data=(xval, yval),
+            **kw,
         )
         z = predict(res.params, xte)
         out[name] = {
@@ -196,18 +232,24 @@ def plots(rav: dict, ann: dict, stop: dict):
         pts = np.concatenate(list(trajs.values()))
         lo, hi = np.nanpercentile(pts, 1, axis=0) - 0.5, np.nanpercentile(pts, 99, axis=0) + 0.5
         gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 120), np.linspace(lo[1], hi[1], 120))
-        fz = np.asarray(jax.vmap(jax.vmap(lambda a, b: r["_f"](jnp.stack([a, b]))))(gx, gy))
+        fz = np.asarray(jax.vmap(jax.vmap(lambda a, b, f=r["_f"]: f(jnp.stack([a, b]))))(gx, gy))
         ax.contour(gx, gy, np.log10(fz + 1e-3), levels=20, cmap="Greys", linewidths=0.5)
         for m, t in trajs.items():
             t = t[: min(len(t), 300)]
             ax.plot(t[:, 0], t[:, 1], ".-", ms=2, lw=0.8, label=m)
-        ax.set(title=f"{pname}: first 300 steps, lr {r['methods']['GD']['best_lr']:.2g}",
-               xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
+        ax.set(
+            title=f"{pname}: first 300 steps, lr {r['methods']['GD']['best_lr']:.2g}",
+            xlim=(lo[0], hi[0]),
+            ylim=(lo[1], hi[1]),
+        )
         ax.legend(fontsize=7)
     for name, run in ann["runs"].items():
-        axes[2].plot(range(1, len(run["epoch_train_loss"]) + 1), run["epoch_train_loss"], label=name)
-    axes[2].set(title="annealing: digits MLP, SGD 0.1", xlabel="epoch", ylabel="train loss",
-                yscale="log")
+        axes[2].plot(
+            range(1, len(run["epoch_train_loss"]) + 1), run["epoch_train_loss"], label=name
+        )
+    axes[2].set(
+        title="annealing: digits MLP, SGD 0.1", xlabel="epoch", ylabel="train loss", yscale="log"
+    )
     axes[2].legend(fontsize=7)
     for name, run in stop["rules"].items():
         axes[3].plot(range(1, len(run["_val"]) + 1), run["_val"], label=f"val: {name[:24]}")
@@ -237,14 +279,43 @@ def read_ravine(q: dict, speedup: float | None) -> str:
 def read_annealing(ann: dict) -> str:
     runs = ann["runs"]
     const = runs["constant"]
-    better_loss = [n for n, r in runs.items() if n != "constant" and r["final_train_loss"] < const["final_train_loss"]]
-    better_acc = [n for n, r in runs.items() if n != "constant" and r["test_accuracy"] > const["test_accuracy"]]
-    quieter = [n for n, r in runs.items() if n != "constant" and r["step_loss_std_last_epoch"] < const["step_loss_std_last_epoch"]]
+    better_loss = [
+        n
+        for n, r in runs.items()
+        if n != "constant" and r["final_train_loss"] < const["final_train_loss"]
+    ]
+    better_acc = [
+        n
+        for n, r in runs.items()
+        if n != "constant" and r["test_accuracy"] > const["test_accuracy"]
+    ]
+    quieter = [
+        n
+        for n, r in runs.items()
+        if n != "constant" and r["step_loss_std_last_epoch"] < const["step_loss_std_last_epoch"]
+    ]
+    verdict = "supported" if better_loss or better_acc else "not supported"
     return (
-        ("Schedules ending below the constant rate's training loss: " + ", ".join(better_loss) + ". " if better_loss else "No annealed schedule ended below the constant rate's training loss. ")
-        + ("Above its test accuracy: " + ", ".join(better_acc) + ". " if better_acc else "None beat its test accuracy. ")
-        + ("Quieter last epoch (smaller step-loss spread, the document's 'smaller steps later'): " + ", ".join(quieter) + "." if quieter else "None had a quieter last epoch than the constant rate.")
-        + f" The document's claim that annealing helps is {'supported' if better_loss or better_acc else 'not supported'} at this budget "
+        (
+            "Schedules ending below the constant rate's training loss: "
+            + ", ".join(better_loss)
+            + ". "
+            if better_loss
+            else "No annealed schedule ended below the constant rate's training loss. "
+        )
+        + (
+            "Above its test accuracy: " + ", ".join(better_acc) + ". "
+            if better_acc
+            else "None beat its test accuracy. "
+        )
+        + (
+            "Quieter last epoch (smaller step-loss spread, the document's 'smaller steps later'): "
+            + ", ".join(quieter)
+            + "."
+            if quieter
+            else "None had a quieter last epoch than the constant rate."
+        )
+        + f" The document's claim that annealing helps is {verdict} at this budget "
         f"({ann['epochs']} epochs from lr {ann['initial_lr']}): a schedule that decays early also gives up progress."
     )
 
@@ -253,11 +324,14 @@ def read_stopping(rules: list[dict]) -> str:
     full, tol, early = rules
     overfit = full["val_loss_at_end"] > full["min_val_loss"] * 1.05
     return (
-        (f"Running all epochs drives the training loss to {fmt(full['final_train_loss'])} while the "
-         f"validation loss climbs back from its minimum ({fmt(full['min_val_loss'])} → "
-         f"{fmt(full['val_loss_at_end'])}): overfitting. " if overfit else
-         "Within this budget the validation loss did not climb back noticeably, so there is "
-         "little overfitting for early stopping to prevent. ")
+        (
+            f"Running all epochs drives the training loss to {fmt(full['final_train_loss'])} while the "
+            f"validation loss climbs back from its minimum ({fmt(full['min_val_loss'])} → "
+            f"{fmt(full['val_loss_at_end'])}): overfitting. "
+            if overfit
+            else "Within this budget the validation loss did not climb back noticeably, so there is "
+            "little overfitting for early stopping to prevent. "
+        )
         + f"The 'negligible change' rule (`tol=1e-3`) ran {tol['epochs_run']} epochs; early "
         f"stopping on validation loss ran {early['epochs_run']} and restored epoch "
         f"{early['best_epoch']}, test loss {fmt(early['test_loss'])} vs {fmt(full['test_loss'])} "
@@ -278,17 +352,44 @@ def run(ctx: Context) -> StudyResult:
     q = rav["quadratic ravine (κ=100)"]["methods"]
     speedup = (
         q["GD"]["steps_to_tol"] / q["momentum 0.9"]["steps_to_tol"]
-        if q["GD"]["steps_to_tol"] and q["momentum 0.9"]["steps_to_tol"] else None
+        if q["GD"]["steps_to_tol"] and q["momentum 0.9"]["steps_to_tol"]
+        else None
     )
-    ann_rows = [[n, r["final_train_loss"], r["test_loss"], pct(r["test_accuracy"]),
-                 r["step_loss_std_last_epoch"]] for n, r in ann["runs"].items()]
-    const = ann["runs"]["constant"]
-    annealed_better = [n for n, r in ann["runs"].items()
-                       if n != "constant" and r["final_train_loss"] < const["final_train_loss"]]
-    stop_rows = [[n, r["epochs_run"], r["best_epoch"] or "—", r["final_train_loss"],
-                  r["val_loss_at_end"], r["test_loss"], pct(r["test_accuracy"])]
-                 for n, r in stop["rules"].items()]
+    ann_rows = [
+        [
+            n,
+            r["final_train_loss"],
+            r["test_loss"],
+            pct(r["test_accuracy"]),
+            r["step_loss_std_last_epoch"],
+        ]
+        for n, r in ann["runs"].items()
+    ]
+    stop_rows = [
+        [
+            n,
+            r["epochs_run"],
+            r["best_epoch"] or "—",
+            r["final_train_loss"],
+            r["val_loss_at_end"],
+            r["test_loss"],
+            pct(r["test_accuracy"]),
+        ]
+        for n, r in stop["rules"].items()
+    ]
     rules = list(stop["rules"].values())
+    stop_table = table(
+        [
+            "rule",
+            "epochs run",
+            "best epoch",
+            "final train loss",
+            "val loss at end",
+            "test loss",
+            "test accuracy",
+        ],
+        stop_rows,
+    )
     page = f"""
 The document gives the momentum rule v = γv + α∇J(θ), θ = θ − v and says it "reduces
 oscillations and improves convergence"; it recommends annealing and two stopping rules. No
@@ -304,7 +405,7 @@ gets its best rate from the grid; "steps" counts steps until f ≤ tolerance.
 
 {read_ravine(q, speedup)}
 
-## Annealing schedules — digits MLP 64-128-10, SGD from lr 0.1, {ann['epochs']} epochs
+## Annealing schedules — digits MLP 64-128-10, SGD from lr 0.1, {ann["epochs"]} epochs
 
 All five schedules in one vmapped program (the schedule is picked by a traced index).
 
@@ -312,9 +413,9 @@ All five schedules in one vmapped program (the schedule is picked by a traced in
 
 {read_annealing(ann)}
 
-## Stopping rules — {stop['train_examples']} training digits, MLP 256-256, Adam 1e-3, `gdjax.fit`
+## Stopping rules — {stop["train_examples"]} training digits, MLP 256-256, Adam 1e-3, `gdjax.fit`
 
-{table(["rule", "epochs run", "best epoch", "final train loss", "val loss at end", "test loss", "test accuracy"], stop_rows)}
+{stop_table}
 
 {read_stopping(rules)}
 """
@@ -324,8 +425,10 @@ All five schedules in one vmapped program (the schedule is picked by a traced in
         f"momentum {q['momentum 0.9']['steps_to_tol'] or '—'}, Nesterov {q['Nesterov 0.9']['steps_to_tol'] or '—'}; "
         f"early stopping at epoch {rules[2]['best_epoch']} (document: 'momentum improves convergence', no numbers)"
     )
-    data = ("toy functions (rotated quadratic ravine, Rosenbrock) and scikit-learn digits "
-            "(real, 1,797 8×8 images; 75/25 split, standardised)")
+    data = (
+        "toy functions (rotated quadratic ravine, Rosenbrock) and scikit-learn digits "
+        "(real, 1,797 8×8 images; 75/25 split, standardised)"
+    )
     return StudyResult(numbers, page, {"panels": fig}, headline, data)
 
 
