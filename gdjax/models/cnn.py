@@ -10,7 +10,19 @@ import jax.numpy as jnp
 
 from gdjax.models._common import Activation, check_int, check_ints, check_rate, get_activation
 
-__all__ = ["CNN"]
+__all__ = ["CNN", "max_pool_2x2"]
+
+
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+    """2x2 max pooling with stride 2 (``VALID``: an odd last row/column is dropped).
+
+    Same values as ``nn.max_pool(x, (2, 2), strides=(2, 2))``, written as a reshape and a
+    ``max`` reduction, whose gradient is element-wise: on XLA:CPU the backward pass measured
+    about 2x faster than the ``select_and_scatter`` that ``max_pool`` differentiates to.
+    """
+    n, h, w, c = x.shape
+    x = x[:, : h // 2 * 2, : w // 2 * 2]
+    return jnp.max(x.reshape(n, h // 2, 2, w // 2, 2, c), axis=(2, 4))
 
 
 class CNN(nn.Module):
@@ -68,7 +80,7 @@ class CNN(nn.Module):
             x = nn.Conv(c, (3, 3), padding="SAME", use_bias=not self.batch_norm)(x)
             if self.batch_norm:
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
-            x = nn.max_pool(act(x), (2, 2), strides=(2, 2))
+            x = max_pool_2x2(act(x))
         x = jnp.reshape(x, (x.shape[0], -1))
         if self.dense:
             x = act(nn.Dense(self.dense)(x))
