@@ -14,8 +14,10 @@ from experiments._core import Context, Study, StudyResult
 STUDY_MODULES: tuple[str, ...] = (
     "digits_optimizers",
     "learning_rate",
+    "feature_gradients",
     "misconceptions",
     "momentum_annealing",
+    "applications",
 )
 
 

@@ -1,0 +1,414 @@
+"""Study 11: the applications gradient-descent-in-deep-learning.md lists, each trained for real.
+
+Logistic regression and a linear SVM (hinge loss + L2) on a real binary task, compared with
+scikit-learn's solvers; collaborative filtering by matrix factorisation; word embeddings
+(skip-gram with negative sampling) on real English prose.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import gdjax
+from experiments._core import Context, Study, StudyResult
+from experiments._data import corpus
+from experiments._report import figure, fmt, pct, table
+from experiments._train import train_sweep
+from gdjax.data import fit_standardizer, load_sklearn, train_test_split
+from gdjax.models import LinearSVM, LogisticRegression
+
+SOURCE = "gradient-descent-in-deep-learning.md, 'Applications of Gradient Descent in Deep Learning'"
+
+
+# --- logistic regression and linear SVM ------------------------------------------------------
+def linear_models(ctx: Context) -> dict:
+    from sklearn.linear_model import LogisticRegression as SkLogReg
+    from sklearn.svm import LinearSVC
+
+    x, y = load_sklearn("breast_cancer")
+    (xtr, ytr), (xte, yte) = train_test_split(x, y, test_fraction=0.25, seed=ctx.seed)
+    scaler = fit_standardizer(xtr)
+    xtr, xte = scaler(xtr), scaler(xte)
+    epochs = ctx.pick(20, 300)
+    lam = 1e-3
+    out = {"train_examples": len(xtr), "test_examples": len(xte), "epochs": epochs, "l2": lam}
+
+    logreg = LogisticRegression()
+    p0 = logreg.init(jax.random.key(ctx.seed), xtr[:1])
+
+    def logreg_loss(p, b):
+        s = logreg.apply(p, b[0])
+        penalty = gdjax.losses.l2_penalty(p, mask=gdjax.losses.kernel_mask)
+        return gdjax.losses.sigmoid_binary_cross_entropy(s, b[1]) + lam * penalty
+
+    res = gdjax.fit(
+        logreg_loss,
+        p0,
+        gdjax.sgd(0.5),
+        (xtr, ytr.astype(np.float32)),
+        batch_size=None,
+        epochs=epochs,
+        key=jax.random.key(ctx.seed),
+    )
+    acc = float(np.mean((np.asarray(logreg.apply(res.params, xte)) > 0) == yte))
+    # sklearn's C is the inverse of the *summed* penalty: mean loss + lam/2 |w|² ⇔ C = 1/(lam n)
+    sk = SkLogReg(C=1.0 / (lam * len(xtr)), max_iter=5000).fit(xtr, ytr)
+    out["logistic_regression"] = {
+        "method": f"full-batch gradient descent, lr 0.5, {epochs} epochs (`gdjax.fit`, batch_size=None)",
+        "final_train_loss": float(res.history["loss"][-1]),
+        "test_accuracy": acc,
+        "sklearn_lbfgs_test_accuracy": float(sk.score(xte, yte)),
+        "_curve": np.asarray(res.history["loss"]),
+    }
+
+    svm = LinearSVM()
+    p0 = svm.init(jax.random.key(ctx.seed), xtr[:1])
+    ytr_pm, yte_pm = 2.0 * ytr - 1.0, 2.0 * yte - 1.0
+
+    def svm_loss(p, b):
+        penalty = gdjax.losses.l2_penalty(p, mask=gdjax.losses.kernel_mask)
+        return gdjax.losses.hinge(svm.apply(p, b[0]), b[1]) + lam * penalty
+
+    res = gdjax.fit(
+        svm_loss,
+        p0,
+        gdjax.sgd(0.01),
+        (xtr, ytr_pm.astype(np.float32)),
+        batch_size=16,
+        epochs=epochs,
+        key=jax.random.key(ctx.seed),
+    )
+    acc = float(np.mean(np.sign(np.asarray(svm.apply(res.params, xte))) == yte_pm))
+    sk = LinearSVC(C=1.0 / (lam * len(xtr)), loss="hinge", max_iter=20000, dual=True).fit(xtr, ytr)
+    out["linear_svm"] = {
+        "method": f"mini-batch SGD (16), lr 0.01, {epochs} epochs, hinge + {lam} · ½|w|²",
+        "final_train_loss": float(res.history["loss"][-1]),
+        "test_accuracy": acc,
+        "sklearn_liblinear_test_accuracy": float(sk.score(xte, yte)),
+        "_curve": np.asarray(res.history["loss"]),
+    }
+    return out
+
+
+# --- collaborative filtering ----------------------------------------------------------------
+def matrix_factorization(ctx: Context) -> dict:
+    rng = np.random.default_rng(ctx.seed + 3)
+    users, items, rank, noise = (
+        ctx.pick((200, 150), (943, 1682))[0],
+        ctx.pick((200, 150), (943, 1682))[1],
+        5,
+        0.5,
+    )
+    u = rng.normal(size=(users, rank)) / np.sqrt(rank)
+    v = rng.normal(size=(items, rank))
+    density = ctx.pick(0.3, 0.063)
+    mask = rng.random((users, items)) < density
+    ui = np.argwhere(mask)
+    ratings = np.clip(3.5 + (u @ v.T)[mask] + noise * rng.standard_normal(len(ui)), 1.0, 5.0)
+    perm = rng.permutation(len(ui))
+    n_test = len(ui) // 5
+    te, tr = perm[:n_test], perm[n_test:]
+    data = (ui[tr, 0].astype(np.int32), ui[tr, 1].astype(np.int32), ratings[tr].astype(np.float32))
+    test = (ui[te, 0].astype(np.int32), ui[te, 1].astype(np.int32), ratings[te].astype(np.float32))
+    mean = float(data[2].mean())
+    dim = 10
+    p0 = {
+        "u": (0.1 * rng.standard_normal((users, dim))).astype(np.float32),
+        "v": (0.1 * rng.standard_normal((items, dim))).astype(np.float32),
+        "bu": np.zeros(users, np.float32),
+        "bi": np.zeros(items, np.float32),
+    }
+
+    def predict(p, uu, ii):
+        return mean + p["bu"][uu] + p["bi"][ii] + jnp.sum(p["u"][uu] * p["v"][ii], -1)
+
+    def loss(p, b, k, h):
+        uu, ii, r = b
+        reg = jnp.sum(p["u"][uu] ** 2) + jnp.sum(p["v"][ii] ** 2)
+        return jnp.mean((predict(p, uu, ii) - r) ** 2) + h["l2"] * reg / len(r)
+
+    def evaluate(p, h, ev):
+        return {"test_rmse": jnp.sqrt(jnp.mean((predict(p, ev[0], ev[1]) - ev[2]) ** 2))}
+
+    l2s = [0.0, 0.05, 0.5]
+    res = train_sweep(
+        ctx,
+        loss,
+        p0,
+        lambda h: gdjax.adam(0.01),
+        {"l2": l2s},
+        data,
+        batch_size=ctx.pick(32, 256),
+        epochs=ctx.pick(10, 40),
+        key=jax.random.key(ctx.seed),
+        evaluate=evaluate,
+        eval_data=test,
+        desc="matrix factorisation",
+    )
+    baseline = float(np.sqrt(np.mean((test[2] - mean) ** 2)))
+    return {
+        "users": users,
+        "items": items,
+        "true_rank": rank,
+        "model_dim": dim,
+        "noise_std": noise,
+        "train_ratings": len(tr),
+        "test_ratings": len(te),
+        "global_mean_rmse": baseline,
+        "runs": {
+            f"L2 {l2:g}": {
+                "test_rmse_final": float(res.evals["test_rmse"][i, -1]),
+                "test_rmse_best": float(res.evals["test_rmse"][i].min()),
+                "train_mse_final": float(res.epoch_loss[i, -1]),
+                "_curve": res.evals["test_rmse"][i],
+            }
+            for i, l2 in enumerate(l2s)
+        },
+    }
+
+
+# --- word embeddings -------------------------------------------------------------------------
+def skipgram(ctx: Context) -> dict:
+    text, description = corpus(ctx)
+    words = re.findall(r"[a-z]+", text.lower())
+    counts = Counter(words)
+    vocab = [w for w, c in counts.most_common() if c >= 3][: ctx.pick(800, 3000)]
+    index = {w: i for i, w in enumerate(vocab)}
+    ids = np.array([index[w] for w in words if w in index], np.int32)
+    window = 2
+    centers = np.concatenate([ids[window:-window]] * (2 * window))
+    contexts = np.concatenate(
+        [ids[window + o : len(ids) - window + o] for o in range(-window, window + 1) if o]
+    )
+    if ctx.quick:
+        keep = np.random.default_rng(ctx.seed).permutation(len(centers))[:20000]
+        centers, contexts = centers[keep], contexts[keep]
+    v, dim, negatives = len(vocab), 50, 5
+    freq = np.array([counts[w] for w in vocab], np.float64)
+    neg_logits = jnp.asarray(0.75 * np.log(freq), jnp.float32)
+    rng = np.random.default_rng(ctx.seed)
+    p0 = {
+        "in": (rng.standard_normal((v, dim)) / dim).astype(np.float32),
+        "out": np.zeros((v, dim), np.float32),
+    }
+
+    def loss(p, b, k, h):
+        c, o = b
+        neg = jax.random.categorical(k, neg_logits, shape=(len(c), negatives))
+        ec = p["in"][c]
+        pos = jax.nn.log_sigmoid(jnp.sum(ec * p["out"][o], -1))
+        negs = jax.nn.log_sigmoid(-jnp.einsum("bd,bkd->bk", ec, p["out"][neg])).sum(-1)
+        return -jnp.mean(pos + negs)
+
+    res = train_sweep(
+        ctx,
+        loss,
+        p0,
+        lambda h: gdjax.adam(h["lr"]),
+        {"lr": [0.01]},
+        (centers, contexts),
+        batch_size=512,
+        epochs=ctx.pick(2, 8),
+        key=jax.random.key(ctx.seed),
+        desc="skip-gram",
+    )
+    emb = np.asarray(res.params["in"][0])
+    emb = emb - emb.mean(axis=0)  # remove the direction all words share (frequency)
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+    def cos_pairs(e, a, b):
+        return float(np.mean(np.sum(e[a] * e[b], -1)))
+
+    sample = rng.permutation(len(centers))[:5000]
+    rand = rng.integers(0, v, 5000)
+    init = p0["in"] - p0["in"].mean(axis=0)
+    init = init / np.linalg.norm(init, axis=1, keepdims=True)
+    probes = [
+        w
+        for w in ("software", "license", "data", "copy", "program", "work", "class", "source")
+        if w in index
+    ]
+    neighbours = {}
+    for w in probes:
+        sims = emb @ emb[index[w]]
+        order = [vocab[i] for i in np.argsort(-sims)[1:6]]
+        neighbours[w] = order
+    return {
+        "corpus": description,
+        "tokens": len(ids),
+        "vocabulary": v,
+        "pairs": len(centers),
+        "dim": dim,
+        "window": window,
+        "negatives": negatives,
+        "loss_first_epoch": float(res.epoch_loss[0, 0]),
+        "loss_last_epoch": float(res.epoch_loss[0, -1]),
+        "cosine_cooccurring_pairs": cos_pairs(emb, centers[sample], contexts[sample]),
+        "cosine_random_pairs": cos_pairs(emb, centers[sample], rand),
+        "cosine_cooccurring_pairs_at_init": cos_pairs(init, centers[sample], contexts[sample]),
+        "nearest_neighbours": neighbours,
+        "_curve": res.epoch_loss[0],
+    }
+
+
+def strip(d):
+    if isinstance(d, dict):
+        return {k: strip(v) for k, v in d.items() if not k.startswith("_")}
+    return d
+
+
+def read_linear(lin: dict) -> str:
+    n = lin["test_examples"]
+    lr_, svm = lin["logistic_regression"], lin["linear_svm"]
+    d1 = round((lr_["test_accuracy"] - lr_["sklearn_lbfgs_test_accuracy"]) * n)
+    d2 = round((svm["test_accuracy"] - svm["sklearn_liblinear_test_accuracy"]) * n)
+    close = abs(d1) <= 3 and abs(d2) <= 3
+    return (
+        f"Against the dedicated solvers on the same objective, gradient descent classifies "
+        f"{d1:+d} (logistic) and {d2:+d} (SVM) test tumours differently out of {n}: "
+        + (
+            "the document's claim that gradient descent trains these models holds."
+            if close
+            else "a visible gap at these settings; the solvers optimise further."
+        )
+    )
+
+
+def read_mf(mf: dict) -> str:
+    best = min(r["test_rmse_best"] for r in mf["runs"].values())
+    base, floor = mf["global_mean_rmse"], mf["noise_std"]
+    gained = (base - best) / max(base - floor, 1e-9)
+    overfit = [
+        n for n, r in mf["runs"].items() if r["test_rmse_final"] > r["test_rmse_best"] * 1.02
+    ]
+    return (
+        f"Predicting the global mean gives RMSE {fmt(base)}; the noise floor is {floor}. The best "
+        f"run reaches {fmt(best)}, closing {100 * gained:.0f}% of the gap between the two"
+        + (
+            " — gradient descent recovers much of the low-rank structure."
+            if gained > 0.5
+            else " — at these settings it recovers little of the structure."
+        )
+        + (
+            f" Runs whose test RMSE rose after its best epoch (fitting noise): {', '.join(overfit)}."
+            if overfit
+            else ""
+        )
+    )
+
+
+def read_sg(sg: dict) -> str:
+    co, rnd, init = (
+        sg["cosine_cooccurring_pairs"],
+        sg["cosine_random_pairs"],
+        sg["cosine_cooccurring_pairs_at_init"],
+    )
+    return (
+        f"Mean cosine similarity of co-occurring word pairs {fmt(co)} after training vs "
+        f"{fmt(init)} at initialisation and {fmt(rnd)} for random pairs"
+        + (
+            " — training pulls words that share contexts together."
+            if co > rnd + 0.05
+            else " — no clear separation from random pairs at these settings."
+        )
+    )
+
+
+def run(ctx: Context) -> StudyResult:
+    lin, mf, sg = linear_models(ctx), matrix_factorization(ctx), skipgram(ctx)
+    lr_, svm = lin["logistic_regression"], lin["linear_svm"]
+    fig, axes = figure(ncols=3)
+    axes[0].plot(lr_["_curve"], label="logistic (full batch)")
+    axes[0].plot(svm["_curve"], label="SVM hinge (SGD)")
+    axes[0].set(title="breast cancer: training loss", xlabel="epoch", ylabel="loss", yscale="log")
+    axes[0].legend()
+    for name, r in mf["runs"].items():
+        axes[1].plot(range(1, len(r["_curve"]) + 1), r["_curve"], label=name)
+    axes[1].axhline(mf["global_mean_rmse"], color="k", ls=":", label="global mean")
+    axes[1].axhline(mf["noise_std"], color="grey", ls="--", label="noise floor")
+    axes[1].set(title="matrix factorisation: test RMSE", xlabel="epoch", ylabel="RMSE")
+    axes[1].legend(fontsize=7)
+    axes[2].plot(range(1, len(sg["_curve"]) + 1), sg["_curve"])
+    axes[2].set(title="skip-gram: training loss", xlabel="epoch", ylabel="loss")
+
+    lin_rows = [
+        [
+            "logistic regression",
+            lr_["method"],
+            pct(lr_["test_accuracy"]),
+            f"{pct(lr_['sklearn_lbfgs_test_accuracy'])} (lbfgs)",
+        ],
+        [
+            "linear SVM",
+            svm["method"],
+            pct(svm["test_accuracy"]),
+            f"{pct(svm['sklearn_liblinear_test_accuracy'])} (liblinear)",
+        ],
+    ]
+    mf_rows = [
+        [n, r["test_rmse_final"], r["test_rmse_best"], r["train_mse_final"]]
+        for n, r in mf["runs"].items()
+    ]
+    best_mf = min(mf["runs"].values(), key=lambda r: r["test_rmse_best"])
+    nn_rows = [[w, ", ".join(ns)] for w, ns in sg["nearest_neighbours"].items()]
+    page = f"""
+The document lists applications in prose only; each is trained here with gdjax and checked
+against a reference where one exists.
+
+## Logistic regression and linear SVM — breast cancer (scikit-learn, real)
+
+{lin["train_examples"]} training / {lin["test_examples"]} test tumours, 30 standardised features, the same
+L2 strength ({lin["l2"]}) in gdjax's objective and scikit-learn's (C = 1 / (λ n)).
+
+{table(["model", "gdjax training", "gdjax test accuracy", "scikit-learn, same objective"], lin_rows)}
+
+{read_linear(lin)}
+
+## Collaborative filtering — matrix factorisation
+
+**Synthetic stand-in** (no ratings data set ships with gdjax's dependencies): {mf["users"]} users ×
+{mf["items"]} items, true rank {mf["true_rank"]}, ratings 1–5 with noise σ = {mf["noise_std"]},
+{mf["train_ratings"]:,} training / {mf["test_ratings"]:,} held-out ratings. Model: biases + a
+{mf["model_dim"]}-dimensional factorisation, Adam 0.01, three L2 strengths in one vmapped program.
+
+{table(["run", "test RMSE (end)", "test RMSE (best epoch)", "train MSE (end)"], mf_rows)}
+
+{read_mf(mf)}
+
+## Word embeddings — skip-gram with negative sampling
+
+Corpus: {sg["corpus"]}. {sg["tokens"]:,} tokens, vocabulary {sg["vocabulary"]:,}, window
+{sg["window"]}, {sg["negatives"]} negatives, {sg["dim"]}-d embeddings, Adam. Loss
+{fmt(sg["loss_first_epoch"])} → {fmt(sg["loss_last_epoch"])}. {read_sg(sg)} Nearest neighbours
+(embeddings centred, cosine):
+
+{table(["word", "5 nearest (cosine)"], nn_rows)}
+
+On a corpus this small (licence texts and dataset descriptions) the neighbours reflect those
+texts' phrasing, not general English.
+"""
+    numbers = strip({"linear_models": lin, "matrix_factorization": mf, "word_embeddings": sg})
+    headline = (
+        f"logistic {pct(lr_['test_accuracy'])} vs sklearn {pct(lr_['sklearn_lbfgs_test_accuracy'])}; "
+        f"SVM {pct(svm['test_accuracy'])} vs {pct(svm['sklearn_liblinear_test_accuracy'])}; "
+        f"MF RMSE {fmt(best_mf['test_rmse_best'])} (mean {fmt(mf['global_mean_rmse'])}) "
+        "(document: prose only)"
+    )
+    data = (
+        "scikit-learn breast cancer (real); synthetic low-rank ratings (labelled stand-in); "
+        f"{sg['corpus']}"
+    )
+    return StudyResult(numbers, page, {"panels": fig}, headline, data)
+
+
+STUDY = Study(
+    "applications",
+    "Applications: logistic regression, SVM, matrix factorisation, embeddings",
+    SOURCE,
+    run,
+)
