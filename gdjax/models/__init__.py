@@ -6,16 +6,45 @@ Every model is called as ``model.apply(variables, x, train=...)``. Models with d
 """
 
 from gdjax.models._common import ACTIVATIONS, get_activation
-from gdjax.models.cnn import CNN
+from gdjax.models.cnn import CNN, max_pool_2x2
+from gdjax.models.embedding import BagOfEmbeddings, MatrixFactorization
 from gdjax.models.linear import Linear, LinearSVM, LogisticRegression
 from gdjax.models.mlp import MLP
+from gdjax.models.recurrent import RNN, RNNClassifier, RNNLanguageModel
+from gdjax.models.resnet import BasicBlock, ResNet, resnet20, resnet32, resnet44, resnet56
+from gdjax.models.transformer import (
+    Seq2SeqTransformer,
+    TransformerBlock,
+    TransformerLM,
+    greedy_decode,
+)
+
+#: Alias: a single-layer network is a :class:`Linear` layer.
+SingleLayerNetwork = Linear
 
 __all__ = [
     "ACTIVATIONS",
     "CNN",
     "MLP",
+    "RNN",
+    "BagOfEmbeddings",
+    "BasicBlock",
     "Linear",
     "LinearSVM",
     "LogisticRegression",
+    "MatrixFactorization",
+    "RNNClassifier",
+    "RNNLanguageModel",
+    "ResNet",
+    "Seq2SeqTransformer",
+    "SingleLayerNetwork",
+    "TransformerBlock",
+    "TransformerLM",
     "get_activation",
+    "greedy_decode",
+    "max_pool_2x2",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
 ]
