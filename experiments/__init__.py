@@ -15,6 +15,7 @@ STUDY_MODULES: tuple[str, ...] = (
     "digits_optimizers",
     "learning_rate",
     "feature_gradients",
+    "regularization",
     "misconceptions",
     "momentum_annealing",
     "applications",

@@ -14,7 +14,7 @@ import numpy as np
 
 import gdjax
 from experiments._core import Context, Study, StudyResult
-from experiments._report import figure, fmt, table
+from experiments._report import figure, table
 from gdjax.data import fit_standardizer, train_test_split
 from gdjax.models import MLP
 
