@@ -6,6 +6,7 @@ looked and how to provide the file; a truncated, corrupt or mislabelled file rai
 """
 
 from gdjax.data._files import DataFileError, extract_archive
+from gdjax.data.cifar import CIFAR10_CLASSES, load_cifar10, read_cifar10_batch
 from gdjax.data.idx import FASHION_MNIST_DIR, load_fashion_mnist, load_mnist, read_idx
 from gdjax.data.preprocessing import (
     Normalizer,
@@ -16,22 +17,49 @@ from gdjax.data.preprocessing import (
     train_val_test_split,
 )
 from gdjax.data.tabular import SKLEARN_DATASETS, Tabular, load_csv, load_sklearn
+from gdjax.data.text import (
+    PAD,
+    UNK,
+    Vocabulary,
+    build_vocabulary,
+    lm_windows,
+    load_imdb,
+    load_text_corpus,
+    pad_sequences,
+    read_imdb,
+    tokenize,
+)
+from gdjax.data.timeseries import make_windows
 
 __all__ = [
+    "CIFAR10_CLASSES",
     "FASHION_MNIST_DIR",
+    "PAD",
     "SKLEARN_DATASETS",
+    "UNK",
     "DataFileError",
     "Normalizer",
     "Tabular",
+    "Vocabulary",
+    "build_vocabulary",
     "extract_archive",
     "fit_min_max",
     "fit_standardizer",
+    "lm_windows",
+    "load_cifar10",
     "load_csv",
     "load_fashion_mnist",
+    "load_imdb",
     "load_mnist",
     "load_sklearn",
+    "load_text_corpus",
+    "make_windows",
     "one_hot",
+    "pad_sequences",
+    "read_cifar10_batch",
     "read_idx",
+    "read_imdb",
+    "tokenize",
     "train_test_split",
     "train_val_test_split",
 ]
