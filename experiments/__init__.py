@@ -16,6 +16,7 @@ STUDY_MODULES: tuple[str, ...] = (
     "learning_rate",
     "feature_gradients",
     "regularization",
+    "resnet_depth",
     "misconceptions",
     "momentum_annealing",
     "applications",
