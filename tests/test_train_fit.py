@@ -69,6 +69,15 @@ def test_fit_matches_optax_loop(bs):
     assert res.epochs_run == 3 and res.stop_reason is None
 
 
+def test_gather_modes_agree():
+    data = _linreg()
+    kw = {"batch_size": 4, "epochs": 2, "key": jax.random.key(4), "record_steps": True}
+    a = fit(_mse, P0, optax.adam(0.1), data, gather="step", **kw)
+    b = fit(_mse, P0, optax.adam(0.1), data, gather="epoch", **kw)
+    np.testing.assert_allclose(a.params["w"], b.params["w"], rtol=1e-6)
+    np.testing.assert_allclose(a.history["step_loss"], b.history["step_loss"], rtol=1e-6)
+
+
 def test_drop_last_matches_reference():
     data = _linreg()
     key = jax.random.key(1)

@@ -1,7 +1,8 @@
 """The compiled training program: a chunk of steps of one epoch, and the end of the epoch.
 
 One call of :func:`run_chunk` shuffles on the device (a permutation drawn from the run key and
-the epoch number), gathers the chunk's batches in one go, runs the steps with ``lax.scan`` and,
+the epoch number), runs the steps with ``lax.scan`` (each step gathers its batch rows from the
+resident data by index, or, with ``gather="epoch"``, the chunk's batches are gathered at once) and,
 on the last chunk of an epoch, the remainder batch, validation, metrics, diagnostics and the
 stopping rules. Without step checkpoints an epoch is a single chunk, so a single program.
 
@@ -48,7 +49,7 @@ class EngineSpec:
     layer_names: tuple[str, ...] = ()
     input_shape: tuple[int, ...] = ()
     record_steps: bool = False
-    gather: Literal["epoch", "step"] = "epoch"
+    gather: Literal["epoch", "step"] = "step"
     batch_sharding: Any = None  # PartitionSpec-carrying NamedSharding for a batch, or None
 
     @property
@@ -164,17 +165,22 @@ def _train_step(
         (loss, (ms, aux)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
         input_grad = None
 
-    updates, opt_state = opt.update(grads, state.opt_state, state.params)
-    if spec.stop.reduce_on_plateau is not None:
-        scale = state.stop.lr_scale
-        updates = jax.tree.map(lambda u: u * scale.astype(u.dtype), updates)
-    params = optax.apply_updates(state.params, updates)
-
     finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
     ok = finite & ~state.stop.halted
 
-    def keep(new: Any, old: Any) -> Any:
-        return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+    def apply(_: None) -> tuple:
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        if spec.stop.reduce_on_plateau is not None:
+            scale = state.stop.lr_scale
+            updates = jax.tree.map(lambda u: u * scale.astype(u.dtype), updates)
+        return optax.apply_updates(state.params, updates), opt_state, ms, updates
+
+    def skip(_: None) -> tuple:
+        zeros = jax.tree.map(jnp.zeros_like, state.params)
+        return state.params, state.opt_state, state.model_state, zeros
+
+    # A real branch on one device (the update is not computed when skipped); a select under vmap.
+    params, opt_state, ms, updates = jax.lax.cond(ok, apply, skip, None)
 
     acc = dict(state.acc)
     w = jnp.where(ok, jnp.float32(n), 0.0)
@@ -196,9 +202,9 @@ def _train_step(
     if spec.stop.on_nonfinite != "skip":
         halted = halted | ~finite
     return state._replace(
-        params=keep(params, state.params),
-        opt_state=keep(opt_state, state.opt_state),
-        model_state=keep(ms, state.model_state),
+        params=params,
+        opt_state=opt_state,
+        model_state=ms,
         step=state.step + 1,
         pos=state.pos + 1,
         acc=acc,

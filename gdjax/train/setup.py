@@ -16,8 +16,6 @@ from gdjax.train.loss_call import LossCall
 from gdjax.train.stopping import EarlyStopping, ReduceOnPlateau, StopConfig
 
 RESERVED = ("loss", "val_loss", "nonfinite_steps", "lr_scale", "step_loss", "stopped", "reason")
-#: Above this many bytes of gathered data per program, batches are gathered step by step.
-GATHER_EPOCH_LIMIT = 1 << 30
 
 
 def _abstract_batch(data: Any, size: int) -> Any:
@@ -68,7 +66,7 @@ def build_spec(
     on_nonfinite: str,
     diagnostics: bool | Diagnostics | None,
     record_steps: bool,
-    members: int = 1,
+    gather: str = "step",
     batch_sharding: Any = None,
 ) -> tuple[EngineSpec, tuple[str, ...]]:
     """Check every argument and build the engine's static description.
@@ -152,8 +150,7 @@ def build_spec(
     except (TypeError, ValueError) as err:
         raise type(err)(f"optimizer.init failed on params: {err}") from err
 
-    row_bytes = sum(a.dtype.itemsize * (a.size // a.shape[0]) for a in jax.tree.leaves(data))
-    gather = "epoch" if members * n * row_bytes <= GATHER_EPOCH_LIMIT else "step"
+    v.check_choice(gather, "gather", ("step", "epoch"))
     spec = EngineSpec(
         loss=call,
         eval_loss=eval_call,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,6 +36,8 @@ class SweepResult:
         seeds: The members' seeds, shape ``(M,)``.
         epochs_run: Epochs each member completed, shape ``(M,)``.
         stop_reason: Why each member stopped early (``None`` if it ran all epochs).
+        epoch_seconds: Wall-clock seconds of each epoch of each batch-size group's program
+            (``{batch_size: array}``; the first epoch includes compilation).
     """
 
     params: Any
@@ -45,6 +48,7 @@ class SweepResult:
     seeds: np.ndarray
     epochs_run: np.ndarray
     stop_reason: list[str | None]
+    epoch_seconds: dict[int, np.ndarray] | None = None
 
     def member(self, i: int) -> dict[str, Any]:
         """Parameters, history and hyperparameters of member ``i``."""
@@ -180,6 +184,8 @@ def sweep(
         >>> res.history["loss"].shape
         (3, 5)
     """
+    if on_nonfinite not in ("stop", "skip"):
+        raise ValueError(f"on_nonfinite must be 'stop' or 'skip' in a sweep, got {on_nonfinite!r}")
     hparams = dict(hparams or {})
     m, hp_all, seeds_arr = _members(hparams, seeds)
     if isinstance(optimizer, optax.GradientTransformation):
@@ -238,10 +244,7 @@ def sweep(
             on_nonfinite=on_nonfinite,
             diagnostics=diagnostics,
             record_steps=record_steps,
-            members=len(idx),
         )
-        if on_nonfinite == "raise":
-            raise ValueError("sweep supports on_nonfinite='stop' or 'skip'")
         results.append(
             (
                 idx,
@@ -292,19 +295,22 @@ def _run_group(
     data, val = jax.device_put(data), jax.device_put(val)
     history: dict[str, list] = {}
     bar = Progress(progress, epochs, desc="sweep")
+    seconds = []
     try:
         for _ in range(epochs):
             stats = {}
+            t0 = time.perf_counter()
             for num_full, finish in chunk_plan(spec, 0, None):
                 state, stats = programs(num_full, finish)(state, keys, hp, data, val)
             stats = jax.device_get(stats)
+            seconds.append(time.perf_counter() - t0)
             append_stats(history, stats)
             bar.update(spec.n * len(hp[next(iter(hp))]) if hp else spec.n, {})
             if bool(np.all(stats["stopped"])):
                 break
     finally:
         bar.close()
-    return spec, state, history
+    return spec, state, history, np.asarray(seconds)
 
 
 def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -315,7 +321,7 @@ def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def _assemble(results, m, hparams, sizes, seeds_arr, has_state) -> SweepResult:
     per_group = []
-    for idx, (spec, state, history) in results:
+    for idx, (spec, state, history, _) in results:
         stop = state.stop
         params, model_state = state.params, state.model_state
         es = spec.stop.early_stopping
@@ -382,6 +388,7 @@ def _assemble(results, m, hparams, sizes, seeds_arr, has_state) -> SweepResult:
         seeds=np.broadcast_to(seeds_arr, (m,)).copy(),
         epochs_run=epochs_run,
         stop_reason=reasons,
+        epoch_seconds={int(r[1][0].batch_size): r[1][3] for r in results},
     )
 
 

@@ -1,0 +1,153 @@
+"""Shared pieces of the training benchmarks: data, the MLP, the anchor loops, the roofline."""
+
+from __future__ import annotations
+
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+import gdjax
+
+
+def load_data() -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST training set, flattened to (60000, 784) float32 in [0, 1]."""
+    return gdjax.data.load_fashion_mnist("train", flatten=True)
+
+
+class MLP(nn.Module):
+    """784-H-H-10 with ReLU."""
+
+    hidden: int
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Dense(self.hidden)(x))
+        x = nn.relu(nn.Dense(self.hidden)(x))
+        return nn.Dense(10)(x)
+
+
+def flops_per_epoch(hidden: int, n: int) -> float:
+    """Matmul FLOPs of one epoch: forward 2*n*sum(fan_in*fan_out), backward twice that."""
+    macs = 784 * hidden + hidden * hidden + hidden * 10
+    return 6.0 * n * macs
+
+
+def matmul_gflops(size: int = 1024, reps: int = 10) -> dict[str, float]:
+    """Best-of-``reps`` float32 ``size x size`` matmul throughput of XLA and of PyTorch."""
+    out = {}
+    a = jnp.asarray(np.random.default_rng(0).normal(size=(size, size)), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(reps))
+    out["xla"] = 2 * size**3 / best / 1e9
+    try:
+        import torch
+
+        t = torch.randn(size, size)
+        torch.mm(t, t)
+        best = min(_timed(lambda: torch.mm(t, t)) for _ in range(reps))
+        out["torch"] = 2 * size**3 / best / 1e9
+    except ImportError:
+        pass
+    return out
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def gdjax_fit(x, y, hidden, epochs, lr=1e-3, seed=0):
+    """Per-epoch seconds of gdjax.fit (the first epoch includes compilation)."""
+    model = MLP(hidden)
+    params = model.init(jax.random.key(seed), x[:1])
+
+    def loss_fn(p, batch):
+        logits = model.apply(p, batch[0])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, batch[1]).mean()
+
+    res = gdjax.fit(
+        loss_fn,
+        params,
+        optax.adam(lr),
+        (x, y),
+        batch_size=128,
+        epochs=epochs,
+        key=jax.random.key(seed),
+    )
+    return res.epoch_seconds, res.history["loss"]
+
+
+def flax_loop(x, y, hidden, epochs, lr=1e-3, seed=0):
+    """The idiomatic flax + optax loop of flax's examples: a jitted step called from Python
+    over numpy-shuffled host batches (the last partial batch dropped, as there)."""
+    model = MLP(hidden)
+    state = train_state.TrainState.create(
+        apply_fn=model.apply, params=model.init(jax.random.key(seed), x[:1]), tx=optax.adam(lr)
+    )
+
+    @jax.jit
+    def train_step(state, xb, yb):
+        def loss_fn(params):
+            logits = state.apply_fn(params, xb)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        return state.apply_gradients(grads=grads), loss
+
+    rng = np.random.default_rng(seed)
+    steps = len(x) // 128
+    seconds, losses = [], []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        perms = rng.permutation(len(x))[: steps * 128].reshape(steps, 128)
+        total = 0.0
+        for perm in perms:
+            state, loss = train_step(state, x[perm], y[perm])
+            total += loss
+        losses.append(float(total) / steps)  # one sync per epoch
+        seconds.append(time.perf_counter() - t)
+    return np.asarray(seconds), np.asarray(losses)
+
+
+def torch_loop(x, y, hidden, epochs, lr=1e-3, seed=0):
+    """PyTorch eager: nn.Sequential, torch.optim.Adam, randperm batches of tensors in memory."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, 10),
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    lossf = torch.nn.CrossEntropyLoss()
+    seconds, losses = [], []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        perm = torch.randperm(len(xt))
+        total = torch.zeros(())
+        for i in range(0, len(xt), 128):
+            idx = perm[i : i + 128]
+            opt.zero_grad(set_to_none=True)
+            loss = lossf(model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(idx)
+        losses.append(float(total) / len(xt))
+        seconds.append(time.perf_counter() - t)
+    return np.asarray(seconds), np.asarray(losses)
+
+
+def steady(seconds: np.ndarray) -> float:
+    """Median seconds per epoch, leaving out the first (compilation, warm-up)."""
+    return float(np.median(seconds[1:] if len(seconds) > 1 else seconds))

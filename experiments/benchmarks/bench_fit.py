@@ -1,0 +1,62 @@
+"""Seconds per epoch: gdjax.fit vs the flax + optax loop vs PyTorch eager, MLP on Fashion-MNIST.
+
+MLP 784-H-H-10 (ReLU), Adam 1e-3, batch 128, H = 32 and 256. Each runner trains for
+``--epochs`` epochs; the first (compilation, warm-up) is left out and the median of the rest
+reported, with each run's fraction of the machine's measured float32 matmul throughput.
+
+    python experiments/benchmarks/bench_fit.py --epochs 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import _common as c
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--hidden", type=int, nargs="+", default=[32, 256])
+    ap.add_argument("--skip-torch", action="store_true")
+    args = ap.parse_args()
+
+    x, y = c.load_data()
+    peak = c.matmul_gflops()
+    roof = max(peak.values())
+    print(
+        f"cpu cores: {os.cpu_count()}; float32 1024^3 matmul: "
+        + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peak.items())
+        + f" (roofline {roof:.1f} GFLOP/s)"
+    )
+    runners = {"gdjax.fit": c.gdjax_fit, "flax+optax loop": c.flax_loop}
+    if not args.skip_torch:
+        runners["pytorch eager"] = c.torch_loop
+    print(
+        f"{'H':>4} {'runner':<18} {'s/epoch':>8} {'GFLOP/s':>8} {'roofline':>9} "
+        f"{'last loss':>9}  epochs (s)"
+    )
+    for h in args.hidden:
+        flops = c.flops_per_epoch(h, len(x))
+        times = {}
+        for name, run in runners.items():
+            seconds, losses = run(x, y, h, args.epochs)
+            times[name] = c.steady(seconds)
+            rate = flops / times[name] / 1e9
+            print(
+                f"{h:>4} {name:<18} {times[name]:>8.3f} {rate:>8.2f} {rate / roof:>8.1%} "
+                f"{losses[-1]:>9.4f}  {' '.join(f'{s:.2f}' for s in seconds)}",
+                flush=True,
+            )
+        anchors = {k: t for k, t in times.items() if k != "gdjax.fit"}
+        best = min(anchors, key=anchors.get)
+        print(
+            f"{h:>4} speed-up of gdjax.fit over the best anchor ({best}): "
+            f"{anchors[best] / times['gdjax.fit']:.2f}x",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
