@@ -15,6 +15,7 @@ STUDY_MODULES: tuple[str, ...] = (
     "digits_optimizers",
     "learning_rate",
     "feature_gradients",
+    "gd_variants",
     "regularization",
     "resnet_depth",
     "misconceptions",
