@@ -17,6 +17,7 @@ STUDY_MODULES: tuple[str, ...] = (
     "feature_gradients",
     "gd_variants",
     "regularization",
+    "batch_size",
     "resnet_depth",
     "misconceptions",
     "momentum_annealing",
