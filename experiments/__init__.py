@@ -18,6 +18,7 @@ STUDY_MODULES: tuple[str, ...] = (
     "gd_variants",
     "regularization",
     "batch_size",
+    "activations",
     "resnet_depth",
     "misconceptions",
     "momentum_annealing",

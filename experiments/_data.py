@@ -156,7 +156,8 @@ def sentiment(ctx: Context, n: int, vocab_size: int = 1000) -> Split:
 
     The stand-in is **synthetic**: documents of 120 words drawn from a Zipf vocabulary in
     which 8% of the words lean positive and 8% negative; the label is the sign of the summed
-    word polarities plus logistic noise (so the Bayes accuracy is below 100%).
+    word polarities plus logistic noise, thresholded at its median (so the classes are balanced
+    and the Bayes accuracy is below 100%).
     """
     real = _imdb(ctx, n, vocab_size)
     if real is not None:
@@ -173,8 +174,12 @@ def sentiment(ctx: Context, n: int, vocab_size: int = 1000) -> Split:
 
     def make(m: int) -> tuple[np.ndarray, np.ndarray]:
         counts = rng.multinomial(120, freq, size=m).astype(np.float32)
-        score = counts @ polarity / 3.0 + rng.logistic(size=m)
-        return np.log1p(counts), (score > 0).astype(np.int32)
+        score = 2.0 * counts @ polarity + rng.logistic(size=m)
+        return np.log1p(counts), (score > threshold).astype(np.int32)
+
+    # balance the classes: threshold at the median score of a large reference sample
+    ref = 2.0 * rng.multinomial(120, freq, size=20000) @ polarity + rng.logistic(size=20000)
+    threshold = float(np.median(ref))
 
     xtr, ytr = make(n)
     xte, yte = make(max(n // 4, 200))
@@ -186,7 +191,7 @@ def sentiment(ctx: Context, n: int, vocab_size: int = 1000) -> Split:
         "synthetic sentiment",
         f"**synthetic stand-in** for IMDB (no `--data-dir` with `aclImdb/`, and no pip package "
         f"ships a labelled review corpus): {n:,} bag-of-words 'reviews' over a {v}-word Zipf "
-        "vocabulary, label = sign of summed word polarity + logistic noise",
+        "vocabulary, label = summed word polarity + logistic noise, thresholded at its median (balanced classes)",
         real=False,
     )
 
