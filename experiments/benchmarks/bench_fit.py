@@ -1,10 +1,12 @@
 """Seconds per epoch: gdjax.fit vs the flax + optax loop vs PyTorch eager, MLP on Fashion-MNIST.
 
-MLP 784-H-H-10 (ReLU), Adam 1e-3, batch 128, H = 32 and 256. Each runner trains for
-``--epochs`` epochs; the first (compilation, warm-up) is left out and the median of the rest
-reported, with each run's fraction of the machine's measured float32 matmul throughput.
+MLP 784-H-H-10 (ReLU), Adam 1e-3, batch 128, H = 32 and 256. The runners take turns: in
+each of ``--rounds`` rounds every runner trains a fresh model for ``--epochs`` epochs, so that
+load from other users of a shared machine falls on all of them alike. The first epoch of each
+run (compilation, warm-up) is left out and the median of the rest reported, with each run's
+fraction of the machine's measured float32 matmul throughput.
 
-    python experiments/benchmarks/bench_fit.py --epochs 4
+    python experiments/benchmarks/bench_fit.py --rounds 3 --epochs 3
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import _common as c
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--hidden", type=int, nargs="+", default=[32, 256])
     ap.add_argument("--skip-torch", action="store_true")
     args = ap.parse_args()

@@ -295,13 +295,17 @@ def run_chunk(
     hp: Any,
     data: Any,
     val_data: Any,
+    clock: tuple[jax.Array, jax.Array] | None = None,
 ) -> tuple[TrainState, dict]:
     """Run ``num_full`` full batches from ``state.pos`` on; with ``finish``, end the epoch.
 
-    ``num_full`` and ``finish`` are static (one compiled program per distinct pair).
+    ``num_full`` and ``finish`` are static (one compiled program per distinct pair). A sweep
+    passes ``clock = (epoch, pos)`` shared by all members, so that with a shared key the
+    permutation and the gathered batches are computed once, not once per member.
     """
     bs = spec.batch_size
-    epoch_key = jax.random.fold_in(key, state.epoch)
+    epoch, pos = clock if clock is not None else (state.epoch, state.pos)
+    epoch_key = jax.random.fold_in(key, epoch)
     perm = (
         jax.random.permutation(jax.random.fold_in(epoch_key, 0), spec.n)
         if spec.shuffle
@@ -310,7 +314,7 @@ def run_chunk(
     sharding = spec.batch_sharding
 
     if num_full:
-        idx = jax.lax.dynamic_slice(perm, (state.pos * bs,), (num_full * bs,))
+        idx = jax.lax.dynamic_slice(perm, (pos * bs,), (num_full * bs,))
         idx = idx.reshape(num_full, bs)
         if spec.gather == "epoch":
             xs = _take(data, idx.reshape(-1))
@@ -327,7 +331,8 @@ def run_chunk(
                 batch = _constrain(_take(data, ix), sharding and sharding["batch"])
                 return _train_step(spec, s, batch, bs, epoch_key, hp), None
 
-        state, _ = jax.lax.scan(body, state, xs)
+        # unroll=2 measured ~10-20% faster on a 2-core CPU (fewer loop iterations).
+        state, _ = jax.lax.scan(body, state, xs, unroll=min(2, num_full))
     stats: dict = {}
     if finish:
         if spec.remainder:

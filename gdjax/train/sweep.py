@@ -279,8 +279,8 @@ def _run_group(
     state = jax.jit(jax.vmap(init_member, in_axes=(key_axis, 0)))(keys, hp)
 
     def wrap(fn):
-        def member(s, key, h, d, vd):
-            new, stats = fn(s, key, h, d, vd)
+        def member(s, key, h, d, vd, clock):
+            new, stats = fn(s, key, h, d, vd, clock)
             frozen = s.stop.stopped
             new = jax.tree.map(lambda a, b: jnp.where(frozen, b, a), new, s)
             stats = {
@@ -289,7 +289,7 @@ def _run_group(
             }
             return new, stats
 
-        return jax.vmap(member, in_axes=(0, key_axis, 0, None, None))
+        return jax.vmap(member, in_axes=(0, key_axis, 0, None, None, None))
 
     programs = Programs(spec, wrap)
     data, val = jax.device_put(data), jax.device_put(val)
@@ -297,11 +297,12 @@ def _run_group(
     bar = Progress(progress, epochs, desc="sweep")
     seconds = []
     try:
-        for _ in range(epochs):
+        for epoch in range(epochs):
             stats = {}
             t0 = time.perf_counter()
+            clock = (jnp.asarray(epoch, jnp.int32), jnp.zeros((), jnp.int32))
             for num_full, finish in chunk_plan(spec, 0, None):
-                state, stats = programs(num_full, finish)(state, keys, hp, data, val)
+                state, stats = programs(num_full, finish)(state, keys, hp, data, val, clock)
             stats = jax.device_get(stats)
             seconds.append(time.perf_counter() - t0)
             append_stats(history, stats)
