@@ -19,6 +19,7 @@ STUDY_MODULES: tuple[str, ...] = (
     "regularization",
     "batch_size",
     "activations",
+    "dropout",
     "resnet_depth",
     "misconceptions",
     "momentum_annealing",
