@@ -15,6 +15,7 @@ import argparse
 import os
 
 import _common as c
+import numpy as np
 
 
 def main() -> None:
@@ -38,18 +39,24 @@ def main() -> None:
         runners["pytorch eager"] = c.torch_loop
     print(
         f"{'H':>4} {'runner':<18} {'s/epoch':>8} {'GFLOP/s':>8} {'roofline':>9} "
-        f"{'last loss':>9}  epochs (s)"
+        f"{'last loss':>9}  steady epochs (s)"
     )
     for h in args.hidden:
         flops = c.flops_per_epoch(h, len(x))
+        steady: dict[str, list[float]] = {name: [] for name in runners}
+        last = {}
+        for seed in range(args.rounds):  # runners take turns, so load hits all alike
+            for name, run in runners.items():
+                seconds, losses = run(x, y, h, args.epochs, seed=seed)
+                steady[name].extend(seconds[1:])
+                last[name] = losses[-1]
         times = {}
-        for name, run in runners.items():
-            seconds, losses = run(x, y, h, args.epochs)
-            times[name] = c.steady(seconds)
+        for name in runners:
+            times[name] = float(np.median(steady[name]))
             rate = flops / times[name] / 1e9
             print(
                 f"{h:>4} {name:<18} {times[name]:>8.3f} {rate:>8.2f} {rate / roof:>8.1%} "
-                f"{losses[-1]:>9.4f}  {' '.join(f'{s:.2f}' for s in seconds)}",
+                f"{last[name]:>9.4f}  {' '.join(f'{s:.2f}' for s in steady[name])}",
                 flush=True,
             )
         anchors = {k: t for k, t in times.items() if k != "gdjax.fit"}
