@@ -24,7 +24,8 @@ class Diagnostics:
     - ``grad_norm``: mean over the epoch's steps of the global gradient norm;
       ``grad_norm_max``: its maximum.
     - ``grad_norm/<layer>``: mean gradient norm of one leaf (``per_layer=True``).
-    - ``update_ratio/<layer>``: mean of ``||update|| / ||param||`` (``per_layer=True``).
+    - ``update_ratio/<layer>``: mean of ``||update|| / ||param||`` (``per_layer=True``), with
+      the parameter before the update; ``inf`` while a leaf is all zeros.
     - ``vanishing`` / ``exploding``: 1.0 when ``grad_norm < vanishing_below`` / when
       ``grad_norm_max > exploding_above`` or a gradient was not finite, else 0.0.
     - ``input_grad``: per input feature, the mean over examples of
@@ -106,7 +107,8 @@ def accumulate(
     out["steps"] = acc["steps"] + 1.0
     if cfg.per_layer:
         out["layer_grad"] = acc["layer_grad"] + _norms(grads)
-        ratio = _norms(updates) / jnp.maximum(_norms(params), 1e-12)
+        pnorm = _norms(params)
+        ratio = jnp.where(pnorm > 0, _norms(updates) / jnp.where(pnorm > 0, pnorm, 1.0), jnp.inf)
         out["layer_ratio"] = acc["layer_ratio"] + ratio
     if cfg.input_gradients and input_grad is not None:
         # d(mean loss)/dx_i = (1/n) d loss_i / dx_i, so n * |g| is the per-example gradient.

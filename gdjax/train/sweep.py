@@ -177,7 +177,9 @@ def sweep(
     Example:
         >>> import jax, jax.numpy as jnp, optax, gdjax
         >>> x = jnp.linspace(-1, 1, 32)[:, None]; y = 2 * x[:, 0]
-        >>> loss = lambda p, b: jnp.mean((b[0][:, 0] * p - b[1]) ** 2)
+        >>> def loss(p, batch):
+        ...     xb, yb = batch
+        ...     return jnp.mean((xb[:, 0] * p - yb) ** 2)
         >>> res = gdjax.sweep(loss, jnp.zeros(()), lambda hp: optax.sgd(hp["lr"]), (x, y),
         ...                   hparams={"lr": jnp.array([0.01, 0.1, 1.0])}, batch_size=8,
         ...                   epochs=5)
