@@ -14,7 +14,7 @@ import optax
 import gdjax
 
 ckpt_dir, out = sys.argv[1], sys.argv[2]
-epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 12
+epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 8
 rng = np.random.default_rng(0)
 x = rng.normal(size=(50, 5)).astype(np.float32)
 y = (x[:, 0] > 0).astype(np.int32)
