@@ -24,6 +24,7 @@ STUDY_MODULES: tuple[str, ...] = (
     "misconceptions",
     "momentum_annealing",
     "applications",
+    "best_practices",
 )
 
 

@@ -239,3 +239,60 @@ def price_series(ctx: Context, n: int) -> tuple[np.ndarray, str]:
         f"**synthetic stand-in** price series ({n:,} daily prices, geometric Brownian motion with "
         "three volatility regimes; no real market series ships with gdjax's dependencies)"
     )
+
+
+def sentiment_sequences(ctx: Context, n: int, vocab_size: int, length: int) -> Split:
+    """Sentiment as padded token sequences (for RNNs): IMDB from ``--data-dir``, else a stand-in.
+
+    The stand-in is **synthetic**, from the same generative model as :func:`sentiment`: each
+    'review' is ``length`` word ids drawn from a Zipf vocabulary in which 8% of the words lean
+    positive and 8% negative; the label is the summed polarity plus logistic noise, thresholded
+    at its median. Ids start at 2 (0 is padding, 1 unknown).
+    """
+    if ctx.data_dir is not None and (ctx.data_dir / "aclImdb").is_dir():
+        from gdjax.data import load_imdb
+
+        root = ctx.data_dir / "aclImdb"
+        xtr, ytr, vocab = load_imdb("train", root, num_words=vocab_size, maxlen=length)
+        xte, yte, _ = load_imdb("test", root, num_words=vocab_size, maxlen=length, vocabulary=vocab)
+        xtr, ytr = _subset(xtr, ytr, n, ctx.seed)
+        xte, yte = _subset(xte, yte, max(n // 4, 200), ctx.seed + 1)
+        return Split(
+            xtr,
+            ytr,
+            xte,
+            yte,
+            "IMDB",
+            f"IMDB movie reviews (real, {root}): {len(xtr):,} train / {len(xte):,} test "
+            f"reviews, {vocab_size} most frequent words, first {length} tokens",
+        )
+    rng = np.random.default_rng(ctx.seed + 9)
+    v = vocab_size - 2
+    freq = 1.0 / np.arange(1, v + 1) ** 1.07
+    freq /= freq.sum()
+    polarity = np.zeros(v)
+    words = rng.permutation(np.arange(20, v))[: int(0.16 * v)]
+    polarity[words[: len(words) // 2]] = 1.0
+    polarity[words[len(words) // 2 :]] = -1.0
+    polarity *= rng.uniform(0.5, 1.5, v)
+    scale = 2.0 * 120 / length  # same signal strength as the bag-of-words stand-in
+
+    def make(m: int) -> tuple[np.ndarray, np.ndarray]:
+        tokens = rng.choice(v, size=(m, length), p=freq)
+        score = scale * polarity[tokens].sum(1) + rng.logistic(size=m)
+        return (tokens + 2).astype(np.int32), score
+
+    xtr, s_tr = make(n)
+    xte, s_te = make(max(n // 4, 200))
+    threshold = float(np.median(s_tr))
+    return Split(
+        xtr,
+        (s_tr > threshold).astype(np.int32),
+        xte,
+        (s_te > threshold).astype(np.int32),
+        "synthetic sentiment sequences",
+        f"**synthetic stand-in** for IMDB (no `--data-dir` with `aclImdb/`): {n:,} 'reviews' of "
+        f"{length} word ids over a {vocab_size}-word Zipf vocabulary, label = summed word "
+        "polarity + logistic noise, thresholded at its median",
+        real=False,
+    )
