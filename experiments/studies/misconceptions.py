@@ -242,7 +242,7 @@ def part_e(ctx: Context, seed: int) -> dict:
         return softmax_xent(mlp_apply(p, batch[0], jnp.tanh), batch[1])
 
     grad_norm = float(
-        jax.jit(lambda p, b: optax.global_norm(jax.grad(loss)(p, b, key, {})))(
+        jax.jit(lambda p, b: optax.tree.norm(jax.grad(loss)(p, b, key, {})))(
             params, (xtr[:256], ytr[:256])
         )
     )

@@ -1,0 +1,143 @@
+"""The experiment suite: argument checking, file writing, and every study at --quick settings."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from experiments import STUDY_MODULES, load_studies
+from experiments.__main__ import main
+from experiments._io import atomic_write_text, to_jsonable
+from experiments._report import fmt, table
+
+#: Keys each study's ``results`` must hold.
+EXPECTED = {
+    "digits_optimizers": {"optimizers", "epochs", "batch_size"},
+    "learning_rate": {"runs", "document", "epochs"},
+    "feature_gradients": {"synthetic", "document"},
+    "gd_variants": {"runs", "target_loss", "document"},
+    "regularization": {"runs", "document"},
+    "batch_size": {"runs", "naive_test_mse", "document_seconds"},
+    "activations": {"runs", "document"},
+    "dropout": {"runs", "document"},
+    "resnet_depth": {"runs", "document_minutes"},
+    "misconceptions": {"a_local_minima", "b_adaptive", "c_saddle", "d_relu", "e_clipping"},
+    "momentum_annealing": {"ravines", "annealing", "stopping"},
+    "applications": {"linear_models", "matrix_factorization", "word_embeddings"},
+    "best_practices": {
+        "a_normalization",
+        "b_batch_norm",
+        "c_cnn",
+        "d_rnn_sentiment",
+        "e_transformer_finetune",
+    },
+}
+
+
+def numbers(tree):
+    """Every int/float leaf of a JSON tree."""
+    if isinstance(tree, dict):
+        for v in tree.values():
+            yield from numbers(v)
+    elif isinstance(tree, list):
+        for v in tree:
+            yield from numbers(v)
+    elif isinstance(tree, int | float) and not isinstance(tree, bool):
+        yield tree
+
+
+def test_every_study_is_registered_and_tested():
+    studies = load_studies()
+    assert set(studies) == set(EXPECTED) == set(STUDY_MODULES)
+    assert any(s.default for s in studies.values())
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in EXPECTED:
+        assert name in out
+
+
+def test_unknown_study_is_rejected_with_the_valid_names(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["no_such_study", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "no_such_study" in err and "learning_rate" in err and "misconceptions" in err
+    assert not any(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+def test_missing_data_dir_is_rejected(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["misconceptions", "--data-dir", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert e.value.code == 2
+    assert "--data-dir" in capsys.readouterr().err
+
+
+def test_json_and_tables_handle_non_finite_values(tmp_path):
+    import numpy as np
+
+    assert to_jsonable({"a": np.float32(np.nan), "b": [np.inf, 1.5], "c": np.int64(3)}) == {
+        "a": None,
+        "b": [None, 1.5],
+        "c": 3,
+    }
+    assert fmt(float("nan")) == "diverged" and fmt(None) == "—" and fmt(7) == "7"
+    assert table(["x"], [[0.5]]).splitlines() == ["| x |", "|---|", "| 0.500 |"]
+    path = tmp_path / "page.md"
+    atomic_write_text(path, "hello")
+    atomic_write_text(path, "world")
+    assert path.read_text() == "world"
+    assert [p.name for p in tmp_path.iterdir()] == ["page.md"]  # no temporary files left
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("results")
+    assert main(["all", "--quick", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_quick_study_writes_complete_results(quick_run, name):
+    payload = json.loads((quick_run / f"{name}.json").read_text())
+    run = payload["run"]
+    assert run["study"] == name and run["settings"] == "quick"
+    assert run["data"] and run["headline"] and run["machine"]["cores"] >= 1
+    assert EXPECTED[name] <= set(payload["results"])
+    values = list(numbers(payload["results"]))
+    assert len(values) >= 5
+    assert all(math.isfinite(v) for v in values)
+    page = (quick_run / f"{name}.md").read_text()
+    assert page.startswith("# ") and "**Data:**" in page and "|---|" in page
+    pngs = sorted(quick_run.glob(f"{name}_*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    for png in pngs:
+        assert f"]({png.name})" in page
+
+
+def test_quick_index_links_every_page(quick_run):
+    index = (quick_run / "index.md").read_text()
+    for name in EXPECTED:
+        assert f"]({name}.md)" in index
+    assert "cores" in index
+    assert not list(quick_run.glob("*.tmp")) and not list(quick_run.glob(".*"))
+
+
+def test_quick_results_show_the_expected_effects(quick_run):
+    """Properties that hold at any setting; a broken study would violate them."""
+    load = lambda n: json.loads((quick_run / f"{n}.json").read_text())["results"]  # noqa: E731
+    lr = load("learning_rate")["runs"]
+    assert lr["SGD lr=0.01"]["epoch_train_loss"][-1] < lr["SGD lr=0.001"]["epoch_train_loss"][-1]
+    sad = load("misconceptions")["c_saddle"]
+    assert sad["gd_fraction_escaped"] == 0.0 and sad["perturbed_fraction_escaped"] > 0.5
+    rav = load("momentum_annealing")["ravines"]["quadratic ravine (κ=100)"]["methods"]
+    assert rav["momentum 0.9"]["steps_to_tol"] < rav["GD"]["steps_to_tol"]
+    lin = load("applications")["linear_models"]
+    assert lin["logistic_regression"]["test_accuracy"] > 0.9
+    depth = load("resnet_depth")["runs"]
+    assert depth["ResNet-14"]["parameters"] > depth["ResNet-8"]["parameters"]
