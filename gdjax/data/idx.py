@@ -138,11 +138,6 @@ def load_fashion_mnist(
     Raises:
         FileNotFoundError: if a file is missing (the message lists the paths tried).
         DataFileError: if a file is truncated, corrupt or has the wrong shape or labels.
-
-    Example:
-        >>> x, y = load_fashion_mnist("test")  # doctest: +SKIP
-        >>> x.shape, y.shape  # doctest: +SKIP
-        ((10000, 28, 28, 1), (10000,))
     """
     split = _check_split(split)
     directory = as_path("data_dir", FASHION_MNIST_DIR if data_dir is None else data_dir)

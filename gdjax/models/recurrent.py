@@ -36,7 +36,11 @@ class _Stack(nn.Module):
             if layer > 0 and self.dropout_rate > 0:
                 x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
             rnn = nn.RNN(_cell(self.cell, self.hidden_size), name=f"rnn_{layer}")
-            carry, x = rnn(x, seq_lengths=seq_lengths, return_carry=True)
+            # Zero initial state in the inputs' dtype (the cells' default is their param dtype,
+            # which breaks the scan when the model runs in float64).
+            h0 = jnp.zeros((*x.shape[:-2], self.hidden_size), x.dtype)
+            init = (h0, h0) if self.cell == "lstm" else h0
+            carry, x = rnn(x, initial_carry=init, seq_lengths=seq_lengths, return_carry=True)
         return x, _hidden(self.cell, carry)
 
 

@@ -90,6 +90,11 @@ class ResNet(nn.Module):
         if len(self.widths) != 3:
             raise ValueError(f"widths must have 3 entries (one per stage); got {self.widths}")
         check_choice("shortcut", self.shortcut, ("A", "B"))
+        if self.shortcut == "A" and list(self.widths) != sorted(self.widths):
+            raise ValueError(
+                f"widths must be non-decreasing with shortcut 'A' (it zero-pads channels); "
+                f"got {self.widths}"
+            )
         super().__post_init__()
 
     @nn.compact
