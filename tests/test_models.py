@@ -7,6 +7,7 @@ training mode (dropout with a fixed key, batch norm with batch statistics).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,17 +155,8 @@ CASES: dict[str, Case] = {
         lambda o, y: _ce_acc(o, y) == 1.0,
         steps=200,
     ),
-    "resnet_a": Case(
+    "resnet": Case(
         lambda: models.ResNet(depth=8, num_classes=3, widths=(4, 8, 8)),
-        _img(8, 8, 8, 3),
-        _classes(3),
-        losses.softmax_cross_entropy,
-        (8, 3),
-        lambda o, y: _ce_acc(o, y) == 1.0,
-        steps=100,
-    ),
-    "resnet_b": Case(
-        lambda: models.ResNet(depth=8, num_classes=3, widths=(4, 6, 8), shortcut="B"),
         _img(8, 8, 8, 3),
         _classes(3),
         losses.softmax_cross_entropy,
@@ -270,13 +262,14 @@ CASES: dict[str, Case] = {
 }
 
 
+@functools.cache
 def _setup(name: str):
     case = CASES[name]
     rng = np.random.default_rng(sum(map(ord, name)))
     model = case.make()
     inputs = case.inputs(rng)
     targets = case.targets(rng, inputs)
-    variables = model.init(KEY, *inputs)
+    variables = jax.jit(model.init)(KEY, *inputs)
     return case, model, inputs, targets, variables
 
 
@@ -295,7 +288,7 @@ def _train_apply(model, params, state, inputs, key):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_output_shapes(name):
     case, model, inputs, targets, variables = _setup(name)
-    out = model.apply(variables, *inputs)
+    out = jax.jit(model.apply)(variables, *inputs)
     assert out.shape == case.out_shape
     assert out.dtype == jnp.float32
     assert jnp.shape(targets) == out.shape[: jnp.ndim(targets)]
@@ -326,14 +319,21 @@ def test_gradient_matches_finite_differences(name):
         v = treedef.unflatten(
             [jax.random.normal(k, x.shape, jnp.float64) for k, x in zip(keys, leaves, strict=True)]
         )
-        grad = jax.grad(f)(params)
-        assert all(g.dtype == jnp.float64 for g in jax.tree.leaves(grad))
-        analytic = sum(
-            jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(v), strict=True)
-        )
         eps = 1e-6
-        shift = lambda s: jax.tree.map(lambda p, d: p + s * eps * d, params, v)  # noqa: E731
-        numeric = (f(shift(1.0)) - f(shift(-1.0))) / (2 * eps)
+
+        @jax.jit
+        def check(params, v):  # one compilation: directional derivative and both shifted losses
+            grad = jax.grad(f)(params)
+            analytic = sum(
+                jnp.vdot(g, d)
+                for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(v), strict=True)
+            )
+            shift = lambda s: jax.tree.map(lambda p, d: p + s * eps * d, params, v)  # noqa: E731
+            return analytic, f(shift(1.0)), f(shift(-1.0))
+
+        analytic, f_plus, f_minus = check(params, v)
+        assert analytic.dtype == f_plus.dtype == jnp.float64
+        numeric = (f_plus - f_minus) / (2 * eps)
         assert abs(float(analytic)) > 1e-8  # the check is not vacuous
         np.testing.assert_allclose(float(analytic), float(numeric), rtol=1e-5, atol=1e-8)
 
@@ -361,7 +361,7 @@ def test_overfits_tiny_batch(name):
         (params, state, opt.init(params))
     )
     assert loss_curve[-1] < 0.2 * loss_curve[0]
-    out = model.apply({"params": params, **state}, *inputs)  # eval mode
+    out = jax.jit(model.apply)({"params": params, **state}, *inputs)  # eval mode
     assert bool(case.done(out, targets)), f"final training loss {loss_curve[-1]}"
 
 
@@ -386,13 +386,23 @@ def test_resnet_parameter_counts_match_the_paper():
 
 def test_resnet_depth_is_6n_plus_2_and_counts_conv_layers():
     model = models.ResNet(depth=14, widths=(2, 4, 4))
-    variables = model.init(KEY, jnp.zeros((1, 8, 8, 3)))
+    variables = jax.eval_shape(model.init, KEY, jnp.zeros((1, 8, 8, 3)))
     kernels = [
         p
         for path, p in jax.tree_util.tree_leaves_with_path(variables["params"])
         if path[-1].key == "kernel"
     ]
     assert len(kernels) == 14  # 13 convolutions (shortcut A is parameter-free) + 1 dense
+
+
+def test_resnet_shortcut_b_uses_projections():
+    model = models.ResNet(depth=8, widths=(4, 6, 8), shortcut="B")
+    variables = jax.eval_shape(model.init, KEY, jnp.zeros((1, 8, 8, 3)))
+    block = variables["params"]["BasicBlock_1"]
+    convs = {k: v["kernel"].shape for k, v in block.items() if "Conv" in k}
+    assert convs == {"Conv_0": (3, 3, 4, 6), "Conv_1": (3, 3, 6, 6), "Conv_2": (1, 1, 4, 6)}
+    out = jax.eval_shape(model.apply, variables, jnp.zeros((2, 8, 8, 3)))
+    assert out.shape == (2, 10)
 
 
 def test_batch_norm_running_stats_update_in_train_mode_only():
@@ -421,7 +431,8 @@ def test_rnn_classifier_ignores_padding():
     short = jnp.array([[5, 7, 9, 0, 0]])
     longer = jnp.array([[5, 7, 9, 0, 0, 0, 0, 0]])
     v = model.init(KEY, short)
-    np.testing.assert_allclose(model.apply(v, short), model.apply(v, longer), rtol=1e-6)
+    apply = jax.jit(model.apply)
+    np.testing.assert_allclose(apply(v, short), apply(v, longer), rtol=1e-6)
 
 
 def test_bag_of_embeddings_ignores_padding():
@@ -438,9 +449,10 @@ def test_transformer_lm_is_causal():
     )
     a = jnp.array([[1, 2, 3, 4, 5, 6]])
     b = jnp.array([[1, 2, 3, 9, 9, 9]])
-    v = model.init(KEY, a)
-    np.testing.assert_allclose(model.apply(v, a)[:, :3], model.apply(v, b)[:, :3], rtol=1e-5)
-    assert not np.allclose(model.apply(v, a)[:, 3:], model.apply(v, b)[:, 3:])
+    v = jax.jit(model.init)(KEY, a)
+    out_a, out_b = jax.jit(model.apply)(v, jnp.concatenate([a, b]))
+    np.testing.assert_allclose(out_a[:3], out_b[:3], rtol=1e-5)
+    assert not np.allclose(out_a[3:], out_b[3:])
 
 
 def test_seq2seq_greedy_decode_shape_and_consistency():
@@ -448,11 +460,11 @@ def test_seq2seq_greedy_decode_shape_and_consistency():
         src_vocab_size=9, tgt_vocab_size=7, d_model=8, num_heads=2, num_layers=1, d_ff=8, max_len=6
     )
     src = jnp.array([[3, 4, 5, 0], [2, 2, 0, 0]])
-    v = model.init(KEY, src, src)
-    out = models.greedy_decode(model, v, src, bos_id=1, length=4)
+    v = jax.jit(model.init)(KEY, src, src)
+    out = jax.jit(models.greedy_decode, static_argnums=(0, 3, 4))(model, v, src, 1, 4)
     assert out.shape == (2, 4) and out.dtype == jnp.int32
     tgt_in = jnp.concatenate([jnp.ones((2, 1), jnp.int32), out[:, :-1]], axis=1)
-    np.testing.assert_array_equal(jnp.argmax(model.apply(v, src, tgt_in), -1), out)
+    np.testing.assert_array_equal(jnp.argmax(jax.jit(model.apply)(v, src, tgt_in), -1), out)
     with pytest.raises(ValueError, match="length"):
         models.greedy_decode(model, v, src, bos_id=1, length=7)
 
