@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "results"
@@ -80,11 +81,17 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         show_progress=not args.no_progress,
     )
-    rows = []
+    rows, failed = [], []
     t0 = time.perf_counter()
     for study in selected:
         print(f"== {study.name}: {study.title}", flush=True)
-        run = run_study(study, ctx, args.out)
+        try:
+            run = run_study(study, ctx, args.out)
+        except Exception:  # one broken study must not lose the others' results
+            traceback.print_exc()
+            failed.append(study.name)
+            rows.append([study.name, "FAILED (traceback above)", "—"])
+            continue
         print(f"   {run['headline']}  [{run['seconds']:.0f} s]", flush=True)
         rows.append([study.name, run["headline"], f"{run['seconds']:.0f}"])
     index = write_index(args.out, studies)
@@ -92,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{len(selected)} studies in {time.perf_counter() - t0:.0f} s; pages in {args.out}, index {index}"
     )
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

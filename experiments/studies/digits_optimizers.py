@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 import gdjax
 from experiments._core import Context, Study, StudyResult
@@ -27,11 +29,22 @@ OPTIMIZERS = {
     "adam": lambda: gdjax.adam(1e-3),
     "adamw": lambda: gdjax.adamw(1e-3, weight_decay=1e-4),
     "nadam": lambda: gdjax.nadam(1e-3),
-    "amsgrad": lambda: gdjax.amsgrad(1e-3),
+    "amsgrad": lambda: own_buffers(gdjax.amsgrad(1e-3)),
     "adadelta": lambda: gdjax.adadelta(1.0),
     "adamax": lambda: gdjax.adamax(2e-3),
 }
 QUICK = ("sgd", "momentum", "adam")
+
+
+def own_buffers(opt: optax.GradientTransformation) -> optax.GradientTransformation:
+    """Give every optimizer-state leaf its own buffer.
+
+    gdjax.amsgrad's ``init`` returns one zeros array for both ``nu`` and ``nu_max``; ``gdjax.fit``
+    donates the state, and XLA refuses to donate one buffer twice. Copying the leaves avoids it.
+    """
+    return optax.GradientTransformation(
+        lambda p: jax.tree.map(lambda x: jnp.array(x, copy=True), opt.init(p)), opt.update
+    )
 
 
 def load_digits(seed: int):
