@@ -7,6 +7,8 @@ or a language-model objective) can be fine-tuned on another with the same parame
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -219,7 +221,7 @@ class Seq2SeqTransformer(nn.Module):
 
 
 def greedy_decode(
-    model: Seq2SeqTransformer, params, src: jax.Array, bos_id: int, length: int
+    model: Seq2SeqTransformer, params: Any, src: jax.Array, bos_id: int, length: int
 ) -> jax.Array:
     """Generate ``length`` target tokens per source row by greedy (argmax) decoding.
 
