@@ -116,36 +116,16 @@ def flax_loop(x, y, hidden, epochs, lr=1e-3, seed=0):
     return np.asarray(seconds), np.asarray(losses)
 
 
-def torch_loop(x, y, hidden, epochs, lr=1e-3, seed=0):
-    """PyTorch eager: nn.Sequential, torch.optim.Adam, randperm batches of tensors in memory."""
-    import torch
+def torch_loop(x, y, hidden, epochs, lr=1e-3, seed=0, threads=1):
+    """PyTorch eager (``torch.optim.Adam``), in a fresh process that does not import JAX: in one
+    process PyTorch's OpenMP threads and XLA's thread pool fight over the cores (measured: some
+    epochs 10-100x slower). ``x`` and ``y`` are reloaded there from the same files."""
+    import multiprocessing
 
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(784, hidden),
-        torch.nn.ReLU(),
-        torch.nn.Linear(hidden, hidden),
-        torch.nn.ReLU(),
-        torch.nn.Linear(hidden, 10),
-    )
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-    lossf = torch.nn.CrossEntropyLoss()
-    seconds, losses = [], []
-    for _ in range(epochs):
-        t = time.perf_counter()
-        perm = torch.randperm(len(xt))
-        total = torch.zeros(())
-        for i in range(0, len(xt), 128):
-            idx = perm[i : i + 128]
-            opt.zero_grad(set_to_none=True)
-            loss = lossf(model(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-            total += loss.detach() * len(idx)
-        losses.append(float(total) / len(xt))
-        seconds.append(time.perf_counter() - t)
-    return np.asarray(seconds), np.asarray(losses)
+    import _torch_runner
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_torch_runner.run, (hidden, epochs, lr, seed, threads))
 
 
 def steady(seconds: np.ndarray) -> float:

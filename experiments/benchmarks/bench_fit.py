@@ -12,6 +12,7 @@ fraction of the machine's measured float32 matmul throughput.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 import _common as c
@@ -24,6 +25,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--hidden", type=int, nargs="+", default=[32, 256])
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--torch-threads", type=int, default=1)
     args = ap.parse_args()
 
     x, y = c.load_data()
@@ -36,7 +38,7 @@ def main() -> None:
     )
     runners = {"gdjax.fit": c.gdjax_fit, "flax+optax loop": c.flax_loop}
     if not args.skip_torch:
-        runners["pytorch eager"] = c.torch_loop
+        runners["pytorch eager"] = functools.partial(c.torch_loop, threads=args.torch_threads)
     print(
         f"{'H':>4} {'runner':<18} {'s/epoch':>8} {'GFLOP/s':>8} {'roofline':>9} "
         f"{'last loss':>9}  steady epochs (s)"

@@ -308,12 +308,22 @@ def _run_group(
             stats = jax.device_get(stats)
             seconds.append(time.perf_counter() - t0)
             append_stats(history, stats)
-            bar.update(spec.n * len(hp[next(iter(hp))]) if hp else spec.n, {})
+            bar.update(spec.n * len(stats["stopped"]), stats_mean(stats))
             if bool(np.all(stats["stopped"])):
                 break
     finally:
         bar.close()
     return spec, state, history, np.asarray(seconds)
+
+
+def stats_mean(stats: dict) -> dict:
+    """Mean over members of the losses, for the progress bar."""
+    out = {}
+    for k in ("loss", "val_loss"):
+        if k in stats:
+            x = np.asarray(stats[k])
+            out[k] = np.float32(x[np.isfinite(x)].mean()) if np.isfinite(x).any() else np.nan
+    return out
 
 
 def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

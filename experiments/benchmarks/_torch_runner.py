@@ -1,0 +1,67 @@
+"""The PyTorch anchor, run in its own process (no JAX imported) so that PyTorch's OpenMP threads
+and XLA's thread pool never compete for the two cores."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from pathlib import Path
+
+import numpy as np
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _idx(path: Path) -> np.ndarray:
+    with gzip.open(path) as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, ">u4", count=ndim, offset=4)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load() -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST training set as (60000, 784) float32 in [0, 1] and int64 labels."""
+    x = _idx(FASHION_MNIST / "train-images-idx3-ubyte.gz").reshape(-1, 784)
+    y = _idx(FASHION_MNIST / "train-labels-idx1-ubyte.gz")
+    return (x / np.float32(255)).astype(np.float32), y.astype(np.int64)
+
+
+def run(
+    hidden: int, epochs: int, lr: float, seed: int, threads: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch eager: nn.Sequential, torch.optim.Adam, randperm batches of in-memory tensors.
+
+    ``threads=1`` by default: on the shared 2-core machine, 2 OpenMP threads made epochs 5-50x
+    slower whenever another process held a core (spin-waiting at every parallel region).
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    x, y = load()
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, 10),
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    lossf = torch.nn.CrossEntropyLoss()
+    seconds, losses = [], []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        perm = torch.randperm(len(xt))
+        total = torch.zeros(())
+        for i in range(0, len(xt), 128):
+            idx = perm[i : i + 128]
+            opt.zero_grad(set_to_none=True)
+            loss = lossf(model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(idx)
+        losses.append(float(total) / len(xt))
+        seconds.append(time.perf_counter() - t)
+    return np.asarray(seconds), np.asarray(losses)
