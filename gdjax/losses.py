@@ -78,12 +78,9 @@ def mse(
         where: optional boolean mask of entries to include.
 
     Example:
-        ```python
-        import jax.numpy as jnp
-        from gdjax.losses import mse
-
-        assert mse(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0])) == 2.5
-        ```
+        >>> import jax.numpy as jnp
+        >>> from gdjax.losses import mse
+        >>> assert mse(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0])) == 2.5
     """
     _same_shape("predictions", predictions, "targets", targets)
     return _reduce(jnp.square(predictions - targets), reduction, where)
@@ -162,15 +159,12 @@ def softmax_cross_entropy(
             tokens of a language model).
 
     Example:
-        ```python
-        import jax.numpy as jnp
-        from gdjax.losses import softmax_cross_entropy
-
-        logits = jnp.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
-        a = softmax_cross_entropy(logits, jnp.array([0, 2]))
-        b = softmax_cross_entropy(logits, jnp.eye(3)[jnp.array([0, 2])])
-        assert jnp.allclose(a, b)
-        ```
+        >>> import jax.numpy as jnp
+        >>> from gdjax.losses import softmax_cross_entropy
+        >>> logits = jnp.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+        >>> a = softmax_cross_entropy(logits, jnp.array([0, 2]))
+        >>> b = softmax_cross_entropy(logits, jnp.eye(3)[jnp.array([0, 2])])
+        >>> assert jnp.allclose(a, b)
     """
     logits = jnp.asarray(logits)
     labels = jnp.asarray(labels)
@@ -296,14 +290,11 @@ def l2_penalty(params: Any, mask: Mask | None = None) -> jax.Array:
             function ``params -> mask`` such as :func:`kernel_mask`.
 
     Example:
-        ```python
-        import jax.numpy as jnp
-        from gdjax.losses import kernel_mask, l2_penalty
-
-        params = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}
-        assert l2_penalty(params) == 3.0
-        assert l2_penalty(params, mask=kernel_mask) == 2.0
-        ```
+        >>> import jax.numpy as jnp
+        >>> from gdjax.losses import kernel_mask, l2_penalty
+        >>> params = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}
+        >>> assert l2_penalty(params) == 3.0
+        >>> assert l2_penalty(params, mask=kernel_mask) == 2.0
     """
     leaves = _masked_leaves(params, mask)
     return sum((0.5 * jnp.sum(jnp.square(x)) for x in leaves), start=jnp.zeros(()))

@@ -37,13 +37,10 @@ def accuracy(logits: jax.Array, labels: jax.Array, where: jax.Array | None = Non
         where: optional boolean mask ``(...)`` of examples to count.
 
     Example:
-        ```python
-        import jax.numpy as jnp
-        from gdjax.metrics import accuracy
-
-        logits = jnp.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
-        assert accuracy(logits, jnp.array([1, 0, 0])) == 2 / 3
-        ```
+        >>> import jax.numpy as jnp
+        >>> from gdjax.metrics import accuracy
+        >>> logits = jnp.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+        >>> assert accuracy(logits, jnp.array([1, 0, 0])) == 2 / 3
     """
     labels = _int_labels(logits, labels)
     return _mean(jnp.argmax(logits, axis=-1) == labels, where)

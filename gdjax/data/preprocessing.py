@@ -67,16 +67,13 @@ def train_val_test_split(
         ValueError: if fractions are out of range, sum to ``>= 1``, or arrays disagree in length.
 
     Example:
-        ```python
-        import numpy as np
-        from gdjax.data import train_val_test_split
-
-        x, y = np.arange(20.0).reshape(10, 2), np.arange(10)
-        (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = train_val_test_split(
-            x, y, val_fraction=0.2, test_fraction=0.2
-        )
-        assert len(x_tr) == 6 and len(x_va) == 2 and len(x_te) == 2
-        ```
+        >>> import numpy as np
+        >>> from gdjax.data import train_val_test_split
+        >>> x, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+        >>> (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = train_val_test_split(
+        ...     x, y, val_fraction=0.2, test_fraction=0.2
+        ... )
+        >>> assert len(x_tr) == 6 and len(x_va) == 2 and len(x_te) == 2
     """
     val_fraction = _check_fraction("val_fraction", val_fraction)
     test_fraction = _check_fraction("test_fraction", test_fraction)
@@ -152,14 +149,11 @@ def fit_standardizer(x_train: np.ndarray, axis: int | tuple[int, ...] = 0) -> No
         A :class:`Normalizer` with ``shift = mean`` and ``scale = std`` (1 where std is 0).
 
     Example:
-        ```python
-        import numpy as np
-        from gdjax.data import fit_standardizer
-
-        x_train, x_test = np.array([[1.0], [3.0]]), np.array([[5.0]])
-        norm = fit_standardizer(x_train)
-        assert np.allclose(norm(x_train).ravel(), [-1, 1]) and np.allclose(norm(x_test), 3)
-        ```
+        >>> import numpy as np
+        >>> from gdjax.data import fit_standardizer
+        >>> x_train, x_test = np.array([[1.0], [3.0]]), np.array([[5.0]])
+        >>> norm = fit_standardizer(x_train)
+        >>> assert np.allclose(norm(x_train).ravel(), [-1, 1]) and np.allclose(norm(x_test), 3)
     """
     x = _float_train(x_train)
     mean = x.mean(axis=axis, keepdims=True)

@@ -70,15 +70,12 @@ def load_csv(
             missing or not a number (message gives file, line and column).
 
     Example:
-        ```python
-        import pathlib, tempfile
-        from gdjax.data import load_csv
-
-        path = pathlib.Path(tempfile.mkdtemp()) / "houses.csv"
-        path.write_text("area,rooms,price\\n50,2,150.0\\n80,3,240.5\\n")
-        x, y, names, _ = load_csv(path, target="price")
-        assert x.shape == (2, 2) and names == ["area", "rooms"]
-        ```
+        >>> import pathlib, tempfile
+        >>> from gdjax.data import load_csv
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "houses.csv"
+        >>> _ = path.write_text("area,rooms,price\\n50,2,150.0\\n80,3,240.5\\n")
+        >>> x, y, names, _ = load_csv(path, target="price")
+        >>> assert x.shape == (2, 2) and names == ["area", "rooms"]
     """
     path = as_path("path", path)
     if not isinstance(target, str):

@@ -44,12 +44,9 @@ def tokenize(text: str, level: str = "word") -> list[str]:
     character.
 
     Example:
-        ```python
-        from gdjax.data import tokenize
-
-        assert tokenize("Great film!<br />Don't miss it.") == ["great", "film", "don't", "miss", "it"]
-        assert tokenize("ab c", level="char") == ["a", "b", " ", "c"]
-        ```
+        >>> from gdjax.data import tokenize
+        >>> assert tokenize("Great film!<br />Don't miss it.") == ["great", "film", "don't", "miss", "it"]
+        >>> assert tokenize("ab c", level="char") == ["a", "b", " ", "c"]
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str; got {type(text).__name__}")
@@ -104,13 +101,10 @@ def build_vocabulary(
         min_count: drop tokens seen fewer times.
 
     Example:
-        ```python
-        from gdjax.data import build_vocabulary
-
-        vocab = build_vocabulary([["a", "b", "a"], ["c", "a", "b"]], max_size=4)
-        assert vocab.tokens == ["<pad>", "<unk>", "a", "b"]
-        assert vocab.encode(["a", "c"]) == [2, 1]
-        ```
+        >>> from gdjax.data import build_vocabulary
+        >>> vocab = build_vocabulary([["a", "b", "a"], ["c", "a", "b"]], max_size=4)
+        >>> assert vocab.tokens == ["<pad>", "<unk>", "a", "b"]
+        >>> assert vocab.encode(["a", "c"]) == [2, 1]
     """
     if max_size is not None and (not isinstance(max_size, int) or max_size < 2):
         raise ValueError(f"max_size must be an int >= 2 (room for <pad>, <unk>); got {max_size!r}")
@@ -310,14 +304,11 @@ def lm_windows(
     with ``s = i * stride`` (default ``stride = seq_len``: non-overlapping windows).
 
     Example:
-        ```python
-        import numpy as np
-        from gdjax.data import lm_windows
-
-        x, y = lm_windows(np.arange(9), seq_len=4)
-        assert x.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
-        assert y.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]]
-        ```
+        >>> import numpy as np
+        >>> from gdjax.data import lm_windows
+        >>> x, y = lm_windows(np.arange(9), seq_len=4)
+        >>> assert x.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+        >>> assert y.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]]
     """
     if not isinstance(seq_len, int) or isinstance(seq_len, bool) or seq_len < 1:
         raise ValueError(f"seq_len must be an int >= 1; got {seq_len!r}")

@@ -45,14 +45,11 @@ def make_windows(
         :func:`train_val_test_split`) to avoid leaking the future.
 
     Example:
-        ```python
-        import numpy as np
-        from gdjax.data import make_windows
-
-        x, y = make_windows(np.arange(10.0), window=3, horizon=2)
-        assert x.shape == (6, 3, 1) and y.shape == (6, 2)
-        assert x[0].ravel().tolist() == [0, 1, 2] and y[0].tolist() == [3, 4]
-        ```
+        >>> import numpy as np
+        >>> from gdjax.data import make_windows
+        >>> x, y = make_windows(np.arange(10.0), window=3, horizon=2)
+        >>> assert x.shape == (6, 3, 1) and y.shape == (6, 2)
+        >>> assert x[0].ravel().tolist() == [0, 1, 2] and y[0].tolist() == [3, 4]
     """
     window = _check_int("window", window, 1)
     horizon = _check_int("horizon", horizon, 1)

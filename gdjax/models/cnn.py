@@ -43,14 +43,11 @@ class CNN(nn.Module):
         batch_norm: batch normalization after each convolution.
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import CNN
-
-        model = CNN(num_classes=10, channels=(8, 16), dense=32)
-        params = model.init(jax.random.key(0), jnp.ones((1, 32, 32, 3)))
-        assert model.apply(params, jnp.ones((2, 32, 32, 3))).shape == (2, 10)
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import CNN
+        >>> model = CNN(num_classes=10, channels=(8, 16), dense=32)
+        >>> params = jax.jit(model.init)(jax.random.key(0), jnp.ones((1, 32, 32, 3)))
+        >>> assert jax.jit(model.apply)(params, jnp.ones((2, 32, 32, 3))).shape == (2, 10)
     """
 
     num_classes: int = 10

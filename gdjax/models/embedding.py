@@ -30,15 +30,12 @@ class MatrixFactorization(nn.Module):
         use_bias: learn user, item and global biases.
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import MatrixFactorization
-
-        model = MatrixFactorization(num_users=5, num_items=7, rank=3)
-        pairs = jnp.array([[0, 1], [4, 6]])  # (user, item)
-        params = model.init(jax.random.key(0), pairs)
-        assert model.apply(params, pairs).shape == (2,)
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import MatrixFactorization
+        >>> model = MatrixFactorization(num_users=5, num_items=7, rank=3)
+        >>> pairs = jnp.array([[0, 1], [4, 6]])  # (user, item)
+        >>> params = jax.jit(model.init)(jax.random.key(0), pairs)
+        >>> assert jax.jit(model.apply)(params, pairs).shape == (2,)
     """
 
     num_users: int
@@ -83,15 +80,12 @@ class BagOfEmbeddings(nn.Module):
         dropout_rate: dropout after pooling and hidden layers.
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import BagOfEmbeddings
-
-        model = BagOfEmbeddings(vocab_size=50, num_classes=2, embed_dim=8, hidden=(16,))
-        tokens = jnp.array([[4, 9, 2, 0], [7, 0, 0, 0]])
-        params = model.init(jax.random.key(0), tokens)
-        assert model.apply(params, tokens).shape == (2, 2)
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import BagOfEmbeddings
+        >>> model = BagOfEmbeddings(vocab_size=50, num_classes=2, embed_dim=8, hidden=(16,))
+        >>> tokens = jnp.array([[4, 9, 2, 0], [7, 0, 0, 0]])
+        >>> params = jax.jit(model.init)(jax.random.key(0), tokens)
+        >>> assert jax.jit(model.apply)(params, tokens).shape == (2, 2)
     """
 
     vocab_size: int

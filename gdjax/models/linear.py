@@ -23,14 +23,11 @@ class Linear(nn.Module):
         use_bias: add the bias :math:`b`.
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import Linear
-
-        model = Linear(features=3)
-        params = model.init(jax.random.key(0), jnp.ones((1, 4)))
-        assert model.apply(params, jnp.ones((5, 4))).shape == (5, 3)
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import Linear
+        >>> model = Linear(features=3)
+        >>> params = model.init(jax.random.key(0), jnp.ones((1, 4)))
+        >>> assert model.apply(params, jnp.ones((5, 4))).shape == (5, 3)
     """
 
     features: int = 1
@@ -54,14 +51,11 @@ class LogisticRegression(nn.Module):
     :math:`P(y = 1 \mid x) = \sigma(\text{logit})`.
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import LogisticRegression
-
-        model = LogisticRegression()
-        params = model.init(jax.random.key(0), jnp.ones((1, 4)))
-        assert model.apply(params, jnp.ones((5, 4))).shape == (5,)
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import LogisticRegression
+        >>> model = LogisticRegression()
+        >>> params = model.init(jax.random.key(0), jnp.ones((1, 4)))
+        >>> assert model.apply(params, jnp.ones((5, 4))).shape == (5,)
     """
 
     @nn.compact
@@ -78,14 +72,11 @@ class LinearSVM(nn.Module):
     ``sign(score)``.
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import LinearSVM
-
-        model = LinearSVM()
-        params = model.init(jax.random.key(0), jnp.ones((1, 4)))
-        assert model.apply(params, jnp.ones((5, 4))).shape == (5,)
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import LinearSVM
+        >>> model = LinearSVM()
+        >>> params = model.init(jax.random.key(0), jnp.ones((1, 4)))
+        >>> assert model.apply(params, jnp.ones((5, 4))).shape == (5,)
     """
 
     @nn.compact

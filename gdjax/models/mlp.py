@@ -30,20 +30,17 @@ class MLP(nn.Module):
             ``mutable=["batch_stats"]``).
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import MLP
-
-        model = MLP(features=(32, 32, 10), activation="tanh", dropout_rate=0.1, batch_norm=True)
-        x = jnp.ones((4, 28, 28, 1))
-        variables = model.init(jax.random.key(0), x)
-        logits, updates = model.apply(
-            variables, x, train=True, rngs={"dropout": jax.random.key(1)},
-            mutable=["batch_stats"],
-        )
-        assert logits.shape == (4, 10)
-        assert model.apply(variables, x).shape == (4, 10)  # eval mode: running statistics
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import MLP
+        >>> model = MLP(features=(32, 32, 10), activation="tanh", dropout_rate=0.1, batch_norm=True)
+        >>> x = jnp.ones((4, 28, 28, 1))
+        >>> variables = model.init(jax.random.key(0), x)
+        >>> logits, updates = model.apply(
+        ...     variables, x, train=True, rngs={"dropout": jax.random.key(1)},
+        ...     mutable=["batch_stats"],
+        ... )
+        >>> assert logits.shape == (4, 10)
+        >>> assert model.apply(variables, x).shape == (4, 10)  # eval mode: running statistics
     """
 
     features: Sequence[int] = (128, 10)

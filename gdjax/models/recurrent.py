@@ -59,15 +59,12 @@ class RNN(nn.Module):
         dropout_rate: dropout between stacked layers and before the read-out (``train=True``).
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import RNN
-
-        model = RNN(hidden_size=8, num_outputs=1, cell="gru")
-        x = jnp.ones((4, 12, 3))  # 4 windows of 12 steps with 3 features
-        params = model.init(jax.random.key(0), x)
-        assert model.apply(params, x).shape == (4, 1)
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import RNN
+        >>> model = RNN(hidden_size=8, num_outputs=1, cell="gru")
+        >>> x = jnp.ones((4, 12, 3))  # 4 windows of 12 steps with 3 features
+        >>> params = jax.jit(model.init)(jax.random.key(0), x)
+        >>> assert jax.jit(model.apply)(params, x).shape == (4, 1)
     """
 
     hidden_size: int = 32
@@ -118,15 +115,12 @@ class RNNClassifier(nn.Module):
         dropout_rate: dropout on embeddings, between layers and before the read-out.
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import RNNClassifier
-
-        model = RNNClassifier(vocab_size=100, num_classes=2, embed_dim=8, hidden_size=8)
-        tokens = jnp.array([[5, 7, 9, 0, 0], [3, 4, 0, 0, 0]])
-        params = model.init(jax.random.key(0), tokens)
-        assert model.apply(params, tokens).shape == (2, 2)
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import RNNClassifier
+        >>> model = RNNClassifier(vocab_size=100, num_classes=2, embed_dim=8, hidden_size=8)
+        >>> tokens = jnp.array([[5, 7, 9, 0, 0], [3, 4, 0, 0, 0]])
+        >>> params = jax.jit(model.init)(jax.random.key(0), tokens)
+        >>> assert jax.jit(model.apply)(params, tokens).shape == (2, 2)
     """
 
     vocab_size: int
@@ -184,15 +178,12 @@ class RNNLanguageModel(nn.Module):
             ``hidden_size == embed_dim``).
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import RNNLanguageModel
-
-        model = RNNLanguageModel(vocab_size=30, embed_dim=8, hidden_size=16)
-        tokens = jnp.zeros((2, 10), jnp.int32)
-        params = model.init(jax.random.key(0), tokens)
-        assert model.apply(params, tokens).shape == (2, 10, 30)
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import RNNLanguageModel
+        >>> model = RNNLanguageModel(vocab_size=30, embed_dim=8, hidden_size=16)
+        >>> tokens = jnp.zeros((2, 10), jnp.int32)
+        >>> params = jax.jit(model.init)(jax.random.key(0), tokens)
+        >>> assert jax.jit(model.apply)(params, tokens).shape == (2, 10, 30)
     """
 
     vocab_size: int

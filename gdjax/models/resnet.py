@@ -64,16 +64,18 @@ class ResNet(nn.Module):
         shortcut: ``"A"`` or ``"B"``, see :class:`BasicBlock`.
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import ResNet
-
-        model = ResNet(depth=8, widths=(4, 8, 16))
-        x = jnp.ones((2, 32, 32, 3))
-        variables = model.init(jax.random.key(0), x)
-        logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
-        assert logits.shape == (2, 10)
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import resnet20
+        >>> model = resnet20()
+        >>> x = jnp.ones((2, 32, 32, 3))
+        >>> variables = jax.eval_shape(model.init, jax.random.key(0), x)  # shapes only
+        >>> sum(p.size for p in jax.tree.leaves(variables["params"]))
+        269722
+        >>> logits, updates = jax.eval_shape(
+        ...     lambda v: model.apply(v, x, train=True, mutable=["batch_stats"]), variables
+        ... )
+        >>> logits.shape
+        (2, 10)
     """
 
     depth: int = 20

@@ -101,16 +101,13 @@ class TransformerLM(nn.Module):
         dropout_rate: dropout rate (``train=True`` needs ``rngs={"dropout": key}``).
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import TransformerLM
-
-        model = TransformerLM(vocab_size=20, d_model=16, num_heads=2, num_layers=1, d_ff=32,
-                              max_len=12)
-        tokens = jnp.ones((2, 12), jnp.int32)
-        params = model.init(jax.random.key(0), tokens)
-        assert model.apply(params, tokens).shape == (2, 12, 20)
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import TransformerLM
+        >>> model = TransformerLM(vocab_size=20, d_model=16, num_heads=2, num_layers=1, d_ff=32,
+        ...                       max_len=12)
+        >>> tokens = jnp.ones((2, 12), jnp.int32)
+        >>> params = jax.jit(model.init)(jax.random.key(0), tokens)
+        >>> assert jax.jit(model.apply)(params, tokens).shape == (2, 12, 20)
     """
 
     vocab_size: int
@@ -158,16 +155,13 @@ class Seq2SeqTransformer(nn.Module):
         dropout_rate: dropout rate.
 
     Example:
-        ```python
-        import jax, jax.numpy as jnp
-        from gdjax.models import Seq2SeqTransformer
-
-        model = Seq2SeqTransformer(src_vocab_size=12, tgt_vocab_size=14, d_model=16,
-                                   num_heads=2, num_layers=1, d_ff=32, max_len=10)
-        src, tgt_in = jnp.ones((2, 7), jnp.int32), jnp.ones((2, 5), jnp.int32)
-        params = model.init(jax.random.key(0), src, tgt_in)
-        assert model.apply(params, src, tgt_in).shape == (2, 5, 14)
-        ```
+        >>> import jax, jax.numpy as jnp
+        >>> from gdjax.models import Seq2SeqTransformer
+        >>> model = Seq2SeqTransformer(src_vocab_size=12, tgt_vocab_size=14, d_model=16,
+        ...                            num_heads=2, num_layers=1, d_ff=32, max_len=10)
+        >>> src, tgt_in = jnp.ones((2, 7), jnp.int32), jnp.ones((2, 5), jnp.int32)
+        >>> params = jax.jit(model.init)(jax.random.key(0), src, tgt_in)
+        >>> assert jax.jit(model.apply)(params, src, tgt_in).shape == (2, 5, 14)
     """
 
     src_vocab_size: int
