@@ -147,4 +147,4 @@ their test accuracies show how much of that is memorisation.
     return StudyResult(numbers, page, {"gradients": fig}, headline, data.description)
 
 
-STUDY = Study("activations", "Activation functions in a deep network", SOURCE, run)
+STUDY = Study("activations", "Activation functions in a deep network", SOURCE, run, default=False)

@@ -173,4 +173,6 @@ random-walk-like series there is little to predict, as expected.
     return StudyResult(numbers, page, {"time_and_loss": fig}, headline, description)
 
 
-STUDY = Study("batch_size", "Batch size vs training time (RNN, price series)", SOURCE, run)
+STUDY = Study(
+    "batch_size", "Batch size vs training time (RNN, price series)", SOURCE, run, default=False
+)

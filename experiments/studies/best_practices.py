@@ -362,4 +362,4 @@ initialisation. Scores on {e["test_examples"]} held-out task-B sentences, greedy
     return StudyResult(numbers, page, {"panels": fig}, headline, data)
 
 
-STUDY = Study("best_practices", "Best practices from the guide", SOURCE, run)
+STUDY = Study("best_practices", "Best practices from the guide", SOURCE, run, default=False)

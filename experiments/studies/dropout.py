@@ -178,4 +178,4 @@ accuracy on a {
     return StudyResult(numbers, page, {"test_loss": fig}, headline, data)
 
 
-STUDY = Study("dropout", "Dropout in an RNN language model", SOURCE, run)
+STUDY = Study("dropout", "Dropout in an RNN language model", SOURCE, run, default=False)

@@ -169,4 +169,4 @@ def runs_by_pair(runs: dict) -> dict:
     return {(r["l1"], r["l2"]): r for r in runs.values()}
 
 
-STUDY = Study("regularization", "L1/L2 regularisation of a CNN", SOURCE, run)
+STUDY = Study("regularization", "L1/L2 regularisation of a CNN", SOURCE, run, default=False)

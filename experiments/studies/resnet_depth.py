@@ -183,4 +183,6 @@ extrapolated** from those {steps} measured steps to {int(np.ceil(EPOCH_IMAGES / 
     return StudyResult(numbers, page, {"scaling": fig}, headline, data)
 
 
-STUDY = Study("resnet_depth", "Depth vs training time (ResNet-20/32/44/56)", SOURCE, run)
+STUDY = Study(
+    "resnet_depth", "Depth vs training time (ResNet-20/32/44/56)", SOURCE, run, default=False
+)
