@@ -178,6 +178,23 @@ def test_early_stopping_freezes_each_member():
     np.testing.assert_allclose(float(res.params[1]), float(alone.params), rtol=1e-6)
 
 
+def test_seeds_only_sweep_and_single_member():
+    x = np.linspace(-1, 1, 12, dtype=np.float32)
+
+    def loss(w, batch):
+        return jnp.mean((batch * w - 2 * batch) ** 2)
+
+    one = gdjax.sweep(loss, jnp.zeros(()), optax.sgd(0.1), x, batch_size=5, epochs=2)
+    two = gdjax.sweep(loss, jnp.zeros(()), optax.sgd(0.1), x, seeds=[0, 1], batch_size=5, epochs=2)
+    alone = gdjax.fit(
+        loss, jnp.zeros(()), optax.sgd(0.1), x, batch_size=5, epochs=2, key=jax.random.key(1)
+    )
+    assert one.history["loss"].shape == (1, 2)
+    np.testing.assert_allclose(one.history["loss"][0], two.history["loss"][0], rtol=1e-6)
+    np.testing.assert_allclose(two.history["loss"][1], alone.history["loss"], rtol=1e-6)
+    assert not np.allclose(two.history["loss"][0], two.history["loss"][1])
+
+
 def test_grid_and_errors():
     hp = gdjax.grid(lr=[0.1, 0.2], wd=[0.0, 1e-4, 1e-3])
     assert hp["lr"].tolist() == [0.1] * 3 + [0.2] * 3 and hp["wd"].tolist()[:3] == [0, 1e-4, 1e-3]

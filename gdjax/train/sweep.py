@@ -208,11 +208,13 @@ def sweep(
         k: jnp.asarray(a, jnp.float32 if np.issubdtype(a.dtype, np.floating) else None)
         for k, a in hp_all.items()
     }
-    shared_key = seeds_arr.ndim == 0
+    # vmap needs one batched input: without hyperparameters, give each member its own copy of
+    # the key (same values, so the same run as with a shared key).
+    shared_key = seeds_arr.ndim == 0 and bool(hp_jnp)
     keys = (
         jax.random.key(int(seeds_arr))
         if shared_key
-        else jax.vmap(jax.random.key)(jnp.asarray(seeds_arr))
+        else jax.vmap(jax.random.key)(jnp.broadcast_to(jnp.asarray(seeds_arr), (m,)))
     )
     init_fn = params if callable(params) else None
     one_key = keys if shared_key else keys[0]
