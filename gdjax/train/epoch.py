@@ -109,7 +109,8 @@ def init_state(
     """Fresh training state; copies ``params`` so that donating it never touches the caller's."""
     params = jax.tree.map(jnp.array, params)
     model_state = jax.tree.map(jnp.array, model_state)
-    opt_state = spec.make_optimizer(hp).init(params)
+    # copy: an init may return one buffer for two leaves, which donation would reject
+    opt_state = jax.tree.map(jnp.array, spec.make_optimizer(hp).init(params))
     step_losses = (
         jnp.full((spec.steps_per_epoch,), jnp.nan, jnp.float32) if spec.record_steps else None
     )
