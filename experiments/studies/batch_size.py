@@ -124,8 +124,8 @@ def run(ctx: Context) -> StudyResult:
         + (
             "The catch is in the last columns: for a fixed number of epochs the large batches "
             "take fewer optimizer steps and reach a higher training loss "
-            if r256["final_train_mse"] > r32["final_train_mse"]
-            else "Fewer optimizer steps did not cost training loss here "
+            if r256["final_train_mse"] > 1.02 * r32["final_train_mse"]
+            else "Fewer optimizer steps cost (almost) no training loss here "
         )
         + f"(train MSE {fmt(r32['final_train_mse'])} at 32 vs {fmt(r256['final_train_mse'])} at 256)."
     )

@@ -113,6 +113,8 @@ def batch_norm(ctx: Context) -> dict:
         out["with batch norm" if bn else "without batch norm"] = {
             "loss_epoch1": float(res.history["loss"][0]),
             "final_train_loss": float(res.history["loss"][-1]),
+            "epochs_run": int(res.epochs_run),
+            "diverged": res.stop_reason is not None,
             "test_accuracy": float(gdjax.metrics.accuracy(logits, data.y_test)),
             "_curve": np.asarray(res.history["loss"]),
         }
@@ -237,7 +239,13 @@ def run(ctx: Context) -> StudyResult:
             f"{b['depth']}-layer ReLU MLP, SGD 0.05 + momentum",
             f"epoch-1 loss {fmt(nobn['loss_epoch1'])} → {fmt(bn['loss_epoch1'])} with BN; final "
             f"{fmt(nobn['final_train_loss'])} → {fmt(bn['final_train_loss'])}; test "
-            f"{pct(nobn['test_accuracy'])} → {pct(bn['test_accuracy'])}",
+            f"{pct(nobn['test_accuracy'])} → {pct(bn['test_accuracy'])}"
+            + "".join(
+                f"; {k} hit a non-finite loss in epoch {v['epochs_run']} (training stopped, "
+                "last finite parameters kept)"
+                for k, v in (("without BN", nobn), ("with BN", bn))
+                if v["diverged"]
+            ),
         ],
         [
             "CNN with Adam and cross-entropy achieves high accuracy",
