@@ -139,7 +139,7 @@ def run(ctx: Context) -> StudyResult:
         )
         + (
             f"SGD needs fewer epochs than batch GD ({sgd['epochs_to_target']} vs "
-            f"{bgd['epochs_to_target']}), the document's 'fast'; "
+            f"{bgd['epochs_to_target'] or '> ' + str(epochs)}), the document's 'fast'; "
             if (sgd["epochs_to_target"] or np.inf) < (bgd["epochs_to_target"] or np.inf)
             else "SGD does not need fewer epochs than batch GD here; "
         )

@@ -140,6 +140,18 @@ def run(ctx: Context) -> StudyResult:
         f"take about {fmt(deepest['extrapolated_seconds_per_epoch'] / 60, 1)} minutes "
         "(extrapolated); the document's absolute minutes cannot be compared without its "
         "hardware and epoch count."
+        + (
+            " By coincidence, one extrapolated epoch on this CPU takes about as many minutes as "
+            "the document's *total* training time at every depth — which, if the document's "
+            "run was longer than one epoch, means its hardware was faster than these two cores."
+            if all(
+                0.8 <= runs[f"ResNet-{d}"]["extrapolated_seconds_per_epoch"] / 60 / DOC[d] <= 1.25
+                for d in depths
+                if d in DOC
+            )
+            and not ctx.quick
+            else ""
+        )
     )
     page = f"""
 Each depth's training step (forward, backward, SGD + momentum 0.9 with weight decay, batch
