@@ -32,8 +32,9 @@ class Task:
     tgt: np.ndarray
 
 
-def make_task(rng: np.random.Generator, n: int, words: int, length: int,
-              dictionary: np.ndarray, reverse: bool) -> Task:
+def make_task(
+    rng: np.random.Generator, n: int, words: int, length: int, dictionary: np.ndarray, reverse: bool
+) -> Task:
     src = rng.integers(2, words + 2, size=(n, length)).astype(np.int32)
     tgt = dictionary[src - 2]
     if reverse:
@@ -54,9 +55,15 @@ def run_translation(ctx: Context) -> dict:
     fine = make_task(rng, ctx.pick(200, 600), words, length, dict_b, reverse=True)
     test = make_task(rng, ctx.pick(200, 2000), words, length, dict_b, reverse=True)
     vocab = words + 2
-    model = Seq2SeqTransformer(src_vocab_size=vocab, tgt_vocab_size=vocab,
-                               d_model=ctx.pick(32, 64), num_heads=4, num_layers=2,
-                               d_ff=ctx.pick(64, 128), max_len=length)
+    model = Seq2SeqTransformer(
+        src_vocab_size=vocab,
+        tgt_vocab_size=vocab,
+        d_model=ctx.pick(32, 64),
+        num_heads=4,
+        num_layers=2,
+        d_ff=ctx.pick(64, 128),
+        max_len=length,
+    )
     init = jax.jit(model.init)(jax.random.key(ctx.seed), pre.src[:1], pre.tgt_in[:1])
 
     def loss(p, b):
@@ -67,22 +74,47 @@ def run_translation(ctx: Context) -> dict:
 
     as_data = lambda t: (t.src, t.tgt_in, t.tgt)  # noqa: E731
     pre_epochs, fine_epochs = ctx.pick(2, 6), ctx.pick(5, 40)
-    pretrained = gdjax.fit(loss, init, gdjax.adam(1e-3), as_data(pre), batch_size=64,
-                           epochs=pre_epochs, key=jax.random.key(ctx.seed), drop_last=True)
+    pretrained = gdjax.fit(
+        loss,
+        init,
+        gdjax.adam(1e-3),
+        as_data(pre),
+        batch_size=64,
+        epochs=pre_epochs,
+        key=jax.random.key(ctx.seed),
+        drop_last=True,
+    )
     steps = fine_epochs * (len(fine.src) // 32)
     schedule = gdjax.schedules.warmup_cosine_decay_schedule(
         init_value=0.0, peak_value=1e-3, warmup_steps=max(steps // 10, 1), decay_steps=steps
     )
     decode = jax.jit(lambda p, s: greedy_decode(model, p, s, BOS, length))
-    out = {"words": words, "length": length, "pretrain_examples": len(pre.src),
-           "finetune_examples": len(fine.src), "test_examples": len(test.src),
-           "pretrain_epochs": pre_epochs, "finetune_epochs": fine_epochs,
-           "pretrain_final_loss": float(pretrained.history["loss"][-1])}
-    for name, start in (("pre-trained, then fine-tuned", pretrained.params),
-                        ("from scratch (control)", init)):
-        res = gdjax.fit(loss, start, gdjax.rmsprop(schedule), as_data(fine), batch_size=32,
-                        epochs=fine_epochs, key=jax.random.key(ctx.seed + 1), drop_last=True,
-                        validation_data=as_data(test), metrics={"token_accuracy": token_acc})
+    out = {
+        "words": words,
+        "length": length,
+        "pretrain_examples": len(pre.src),
+        "finetune_examples": len(fine.src),
+        "test_examples": len(test.src),
+        "pretrain_epochs": pre_epochs,
+        "finetune_epochs": fine_epochs,
+        "pretrain_final_loss": float(pretrained.history["loss"][-1]),
+    }
+    for name, start in (
+        ("pre-trained, then fine-tuned", pretrained.params),
+        ("from scratch (control)", init),
+    ):
+        res = gdjax.fit(
+            loss,
+            start,
+            gdjax.rmsprop(schedule),
+            as_data(fine),
+            batch_size=32,
+            epochs=fine_epochs,
+            key=jax.random.key(ctx.seed + 1),
+            drop_last=True,
+            validation_data=as_data(test),
+            metrics={"token_accuracy": token_acc},
+        )
         pred = np.asarray(decode(res.params, test.src))
         out[name] = {
             "test_token_accuracy_teacher_forced": float(res.history["val_token_accuracy"][-1]),
