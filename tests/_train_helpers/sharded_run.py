@@ -12,12 +12,6 @@ import optax
 
 import gdjax
 
-assert jax.device_count() == 4, jax.devices()
-rng = np.random.default_rng(0)
-x = rng.normal(size=(70, 6)).astype(np.float32)
-y = (x @ rng.normal(size=(6, 3))).argmax(-1).astype(np.int32)
-params = {"w": 0.1 * rng.normal(size=(6, 3)).astype(np.float32), "b": np.zeros(3, np.float32)}
-
 
 def loss_fn(p, batch):
     logits = batch[0] @ p["w"] + p["b"]
@@ -28,26 +22,40 @@ def acc(p, batch):
     return jnp.mean(jnp.argmax(batch[0] @ p["w"] + p["b"], -1) == batch[1])
 
 
-kw = dict(
-    batch_size=16,
-    epochs=3,
-    key=jax.random.key(0),
-    validation_data=(x[:30], y[:30]),
-    metrics={"accuracy": acc},
-    record_steps=True,
-)
-mesh = jax.make_mesh((4,), ("data",))
-sharded = gdjax.fit(loss_fn, params, optax.adam(0.05), (x, y), mesh=mesh, **kw)
-auto = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
-sharded_auto = gdjax.fit(loss_fn, params, optax.adam(0.05), (x, y), mesh=auto, **kw)
-single = gdjax.fit(loss_fn, params, optax.adam(0.05), (x, y), **kw)
-n_dev = len(sharded.params["w"].sharding.device_set)
-np.savez(
-    sys.argv[1],
-    n_dev=n_dev,
-    **{f"s_{k}": np.asarray(v) for k, v in sharded.params.items()},
-    **{f"a_{k}": np.asarray(v) for k, v in sharded_auto.params.items()},
-    **{f"1_{k}": np.asarray(v) for k, v in single.params.items()},
-    **{f"sh_{k}": v for k, v in sharded.history.items()},
-    **{f"1h_{k}": v for k, v in single.history.items()},
-)
+def main(out: str) -> None:
+    if jax.device_count() != 4:
+        raise SystemExit(f"needs 4 devices (set XLA_FLAGS), found {jax.devices()}")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(70, 6)).astype(np.float32)
+    y = (x @ rng.normal(size=(6, 3))).argmax(-1).astype(np.int32)
+    params = {
+        "w": 0.1 * rng.normal(size=(6, 3)).astype(np.float32),
+        "b": np.zeros(3, np.float32),
+    }
+    kw = dict(
+        batch_size=16,
+        epochs=3,
+        key=jax.random.key(0),
+        validation_data=(x[:30], y[:30]),
+        metrics={"accuracy": acc},
+        record_steps=True,
+    )
+    mesh = jax.make_mesh((4,), ("data",))
+    sharded = gdjax.fit(loss_fn, params, optax.adam(0.05), (x, y), mesh=mesh, **kw)
+    auto = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    sharded_auto = gdjax.fit(loss_fn, params, optax.adam(0.05), (x, y), mesh=auto, **kw)
+    single = gdjax.fit(loss_fn, params, optax.adam(0.05), (x, y), **kw)
+    n_dev = len(sharded.params["w"].sharding.device_set)
+    np.savez(
+        out,
+        n_dev=n_dev,
+        **{f"s_{k}": np.asarray(v) for k, v in sharded.params.items()},
+        **{f"a_{k}": np.asarray(v) for k, v in sharded_auto.params.items()},
+        **{f"1_{k}": np.asarray(v) for k, v in single.params.items()},
+        **{f"sh_{k}": v for k, v in sharded.history.items()},
+        **{f"1h_{k}": v for k, v in single.history.items()},
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
