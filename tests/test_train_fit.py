@@ -8,6 +8,7 @@ import pytest
 
 import gdjax
 from gdjax.train import fit
+from gdjax.train.shuffle import permutation
 
 
 def _linreg(n=10, d=3, seed=0):
@@ -27,9 +28,7 @@ P0 = {"w": np.zeros(3, np.float32), "b": np.zeros((), np.float32)}
 
 def _perm(key, epoch, n):
     """The documented shuffle: permutation(fold_in(fold_in(key, epoch), 0), n)."""
-    return np.asarray(
-        jax.random.permutation(jax.random.fold_in(jax.random.fold_in(key, epoch), 0), n)
-    )
+    return np.asarray(permutation(jax.random.fold_in(jax.random.fold_in(key, epoch), 0), n))
 
 
 def _reference(loss, params, opt, data, bs, epochs, key, drop_last=False):
@@ -105,10 +104,13 @@ def test_full_batch_is_gradient_descent_closed_form():
     np.testing.assert_allclose(res.history["loss"], losses, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("bs", "drop_last"), [(3, False), (1, False), (3, True), (None, False)])
-def test_every_example_exactly_once_per_epoch(bs, drop_last):
+@pytest.mark.parametrize(
+    ("n", "bs", "drop_last"),
+    # n = 1500 takes the sort-free shuffle (n > shuffle.EXACT_MAX)
+    [(11, 3, False), (11, 1, False), (11, 3, True), (11, None, False), (1500, 64, False)],
+)
+def test_every_example_exactly_once_per_epoch(n, bs, drop_last):
     # sum (not mean) of p[idx]: with SGD(lr=1) each visit lowers p[i] by exactly 1.
-    n = 11
     idx = np.arange(n)
 
     def loss(p, batch):

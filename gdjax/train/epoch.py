@@ -7,7 +7,8 @@ on the last chunk of an epoch, the remainder batch, validation, metrics, diagnos
 stopping rules. Without step checkpoints an epoch is a single chunk, so a single program.
 
 Randomness is a pure function of ``(key, epoch, position in epoch)``: the permutation uses
-``fold_in(fold_in(key, epoch), 0)`` and step ``i`` of the epoch passes
+``permutation(fold_in(fold_in(key, epoch), 0), n)`` (:func:`gdjax.train.shuffle.permutation`,
+which needs no sort) and step ``i`` of the epoch passes
 ``fold_in(fold_in(key, epoch), i + 1)`` to the loss, so a resumed run draws the same numbers.
 """
 
@@ -23,6 +24,7 @@ import optax
 
 from gdjax.train import diagnostics as diag_lib
 from gdjax.train.loss_call import LossCall, scalar_aux
+from gdjax.train.shuffle import permutation
 from gdjax.train.stopping import StopConfig, StopState, init_stop_state, update_stop_state
 
 #: Keys of the per-epoch statistics that are control flow, not history.
@@ -308,7 +310,7 @@ def run_chunk(
     epoch, pos = clock if clock is not None else (state.epoch, state.pos)
     epoch_key = jax.random.fold_in(key, epoch)
     perm = (
-        jax.random.permutation(jax.random.fold_in(epoch_key, 0), spec.n)
+        permutation(jax.random.fold_in(epoch_key, 0), spec.n)
         if spec.shuffle
         else jnp.arange(spec.n)
     )

@@ -218,7 +218,8 @@ def sweep(
     )
     init_fn = params if callable(params) else None
     one_key = keys if shared_key else keys[0]
-    params_one = init_fn(one_key) if init_fn else params
+    # abstract: checking the arguments needs shapes only (an eager init compiles op by op)
+    params_one = jax.eval_shape(init_fn, one_key) if init_fn else params
 
     results = []
     for bs, idx in groups.items():
