@@ -57,6 +57,18 @@ def test_idx_loaders_read_valid_files(tmp_path, gz, loader):
     assert x.shape == (5, 784) and x.min() >= 0 and x.max() <= 1
 
 
+def test_fashion_mnist_defaults_to_debian_install_path(tmp_path, monkeypatch):
+    # data_dir=None reads FASHION_MNIST_DIR (Debian's dataset-fashion-mnist install path)
+    truth = make_mnist_dir(tmp_path, gz=True)
+    monkeypatch.setattr("gdjax.data.idx.FASHION_MNIST_DIR", str(tmp_path))
+    x, y = data.load_fashion_mnist("test")
+    np.testing.assert_array_equal(y, truth["test"][1])
+    assert x.shape == (3, 28, 28, 1)
+    monkeypatch.setattr("gdjax.data.idx.FASHION_MNIST_DIR", str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError, match="absent"):
+        data.load_fashion_mnist("test")
+
+
 @pytest.mark.parametrize(
     ("dtype", "code"),
     [
