@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import _torch_runner
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -14,8 +15,12 @@ from flax.training import train_state
 import gdjax
 
 
-def load_data() -> tuple[np.ndarray, np.ndarray]:
-    """Fashion-MNIST training set, flattened to (60000, 784) float32 in [0, 1]."""
+def load_data(synthetic_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST training set, flattened to (60000, 784) float32 in [0, 1]; or, with
+    ``synthetic_n``, that many random examples (smoke runs where the data set is absent)."""
+    if synthetic_n:
+        x, y = _torch_runner.synthetic(synthetic_n)
+        return x, y.astype(np.int32)
     return gdjax.data.load_fashion_mnist("train", flatten=True)
 
 
@@ -116,16 +121,14 @@ def flax_loop(x, y, hidden, epochs, lr=1e-3, seed=0):
     return np.asarray(seconds), np.asarray(losses)
 
 
-def torch_loop(x, y, hidden, epochs, lr=1e-3, seed=0, threads=1):
+def torch_loop(x, y, hidden, epochs, lr=1e-3, seed=0, threads=1, synthetic_n=None):
     """PyTorch eager (``torch.optim.Adam``), in a fresh process that does not import JAX: in one
     process PyTorch's OpenMP threads and XLA's thread pool fight over the cores (measured: some
     epochs 10-100x slower). ``x`` and ``y`` are reloaded there from the same files."""
     import multiprocessing
 
-    import _torch_runner
-
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_torch_runner.run, (hidden, epochs, lr, seed, threads))
+        return pool.apply(_torch_runner.run, (hidden, epochs, lr, seed, threads, synthetic_n))
 
 
 def steady(seconds: np.ndarray) -> float:

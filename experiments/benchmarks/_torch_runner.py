@@ -20,26 +20,41 @@ def _idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def load() -> tuple[np.ndarray, np.ndarray]:
-    """Fashion-MNIST training set as (60000, 784) float32 in [0, 1] and int64 labels."""
+def synthetic(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random 784-pixel "images" in [0, 1) and labels 0-9: for smoke runs without the data."""
+    rng = np.random.default_rng(0)
+    return rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n).astype(np.int64)
+
+
+def load(synthetic_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST training set as (60000, 784) float32 in [0, 1] and int64 labels (or
+    :func:`synthetic` data when ``synthetic_n`` is given)."""
+    if synthetic_n:
+        return synthetic(synthetic_n)
     x = _idx(FASHION_MNIST / "train-images-idx3-ubyte.gz").reshape(-1, 784)
     y = _idx(FASHION_MNIST / "train-labels-idx1-ubyte.gz")
     return (x / np.float32(255)).astype(np.float32), y.astype(np.int64)
 
 
 def run(
-    hidden: int, epochs: int, lr: float, seed: int, threads: int = 1
+    hidden: int,
+    epochs: int,
+    lr: float,
+    seed: int,
+    threads: int = 1,
+    synthetic_n: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """PyTorch eager: nn.Sequential, torch.optim.Adam, randperm batches of in-memory tensors.
 
-    ``threads=1`` by default: on the shared 2-core machine, 2 OpenMP threads made epochs 5-50x
-    slower whenever another process held a core (spin-waiting at every parallel region).
+    On a 2-core machine shared with other jobs, 2 OpenMP threads made epochs 5-50x slower
+    whenever another process held a core (spin-waiting at every parallel region), so the
+    benchmark times 1 and 2 threads and takes the faster as the anchor.
     """
     import torch
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    x, y = load()
+    x, y = load(synthetic_n)
     model = torch.nn.Sequential(
         torch.nn.Linear(784, hidden),
         torch.nn.ReLU(),

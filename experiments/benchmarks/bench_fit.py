@@ -7,6 +7,10 @@ run (compilation, warm-up) is left out and the median of the rest reported, with
 fraction of the machine's measured float32 matmul throughput.
 
     python experiments/benchmarks/bench_fit.py --rounds 3 --epochs 3
+
+PyTorch (``pip install -e ".[bench]"``) runs in its own process, once with 1 thread and once with
+2; ``--skip-torch`` leaves it out and ``--synthetic N`` replaces the data with N random examples
+(a smoke run that needs no data set).
 """
 
 from __future__ import annotations
@@ -25,10 +29,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--hidden", type=int, nargs="+", default=[32, 256])
     ap.add_argument("--skip-torch", action="store_true")
-    ap.add_argument("--torch-threads", type=int, default=1)
+    ap.add_argument(
+        "--torch-threads",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="PyTorch thread counts to time (each is an anchor; the fastest counts)",
+    )
+    ap.add_argument(
+        "--synthetic", type=int, metavar="N", help="N random examples instead of Fashion-MNIST"
+    )
     args = ap.parse_args()
 
-    x, y = c.load_data()
+    x, y = c.load_data(args.synthetic)
     peak = c.matmul_gflops()
     roof = max(peak.values())
     print(
@@ -38,7 +51,10 @@ def main() -> None:
     )
     runners = {"gdjax.fit": c.gdjax_fit, "flax+optax loop": c.flax_loop}
     if not args.skip_torch:
-        runners["pytorch eager"] = functools.partial(c.torch_loop, threads=args.torch_threads)
+        for t in args.torch_threads:
+            runners[f"pytorch eager {t}T"] = functools.partial(
+                c.torch_loop, threads=t, synthetic_n=args.synthetic
+            )
     print(
         f"{'H':>4} {'runner':<18} {'s/epoch':>8} {'GFLOP/s':>8} {'roofline':>9} "
         f"{'last loss':>9}  steady epochs (s)"

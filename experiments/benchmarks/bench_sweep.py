@@ -25,8 +25,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--members", type=int, default=16)
     ap.add_argument("--hidden", type=int, default=32)
+    ap.add_argument(
+        "--synthetic", type=int, metavar="N", help="N random examples instead of Fashion-MNIST"
+    )
     args = ap.parse_args()
-    x, y = c.load_data()
+    x, y = c.load_data(args.synthetic)
     lrs = np.logspace(-4, -1.5, args.members).astype(np.float32)
     model = c.MLP(args.hidden)
 

@@ -1,0 +1,40 @@
+"""The benchmark scripts run end to end (tiny synthetic data, no timing checked) and print the
+side-by-side figures and ratios they exist for."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
+
+
+def _run(script: str, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, str(BENCH / script), "--synthetic", "300", *args],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_bench_fit_prints_each_runner_roofline_and_speedup():
+    text = _run("bench_fit.py", "--epochs", "2", "--rounds", "1", "--hidden", "8", "--skip-torch")
+    assert re.search(r"roofline [0-9.]+ GFLOP/s", text)
+    for runner in ("gdjax.fit", "flax+optax loop"):
+        row = re.search(
+            rf"^\s+8 {re.escape(runner)}\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)%", text, re.M
+        )
+        assert row and float(row.group(1)) > 0, text
+    assert re.search(
+        r"speed-up of gdjax\.fit over the best anchor \(flax\+optax loop\): [0-9.]+x", text
+    )
+
+
+def test_bench_sweep_prints_both_throughputs_and_ratio():
+    text = _run("bench_sweep.py", "--epochs", "2", "--members", "3", "--hidden", "8")
+    assert "3 learning rates, H=8" in text
+    assert re.search(r"throughput ratio: total [0-9.]+x, steady [0-9.]+x", text), text
