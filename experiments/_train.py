@@ -100,70 +100,119 @@ def train_sweep(
         desc: progress-bar label.
         stacked_params: ``params`` already carries a leading configuration axis.
     """
-    hp, n_cfg = stack_hparams(hparams)
-    n = int(data[0].shape[0])
-    if not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be in [1, {n}]; got {batch_size}")
-    steps = n // batch_size
-    data_dev = tuple(jnp.asarray(a) for a in data)
-
-    @jax.jit
-    def setup(params, hp):
-        if not stacked_params:
-            params = jax.tree.map(lambda p: jnp.broadcast_to(p, (n_cfg, *jnp.shape(p))), params)
-        return params, jax.vmap(lambda p, h: make_optimizer(h).init(p))(params, hp)
-
-    params, opt_state = setup(params, hp)
-
-    def one_step(p, s, h, batch, k):
-        loss, g = jax.value_and_grad(loss_fn)(p, batch, k, h)
-        updates, s = make_optimizer(h).update(g, s, p)
-        return optax.apply_updates(p, updates), s, loss
-
-    def epoch(params, opt_state, data, key):
-        k_perm, k_steps = jax.random.split(key)
-        perm = jax.random.permutation(k_perm, n)[: steps * batch_size]
-        batches = tuple(a[perm].reshape(steps, batch_size, *a.shape[1:]) for a in data)
-        keys = jax.random.split(k_steps, steps)
-
-        def body(carry, xs):
-            p, s = carry
-            batch, k = xs
-            p, s, loss = jax.vmap(one_step, in_axes=(0, 0, 0, None, None))(p, s, hp, batch, k)
-            return (p, s), loss
-
-        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (batches, keys))
-        return params, opt_state, losses.T
-
-    t0 = time.perf_counter()
-    compiled = (
-        jax.jit(epoch, donate_argnums=(0, 1)).lower(params, opt_state, data_dev, key).compile()
+    sweep = CompiledSweep(
+        ctx,
+        loss_fn,
+        params,
+        make_optimizer,
+        hparams,
+        data,
+        batch_size=batch_size,
+        evaluate=evaluate,
+        eval_data=eval_data,
+        stacked_params=stacked_params,
     )
-    compile_seconds = time.perf_counter() - t0
-    eval_jit = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None))) if evaluate else None
-    eval_dev = tuple(jnp.asarray(a) for a in eval_data)
+    return sweep.train(epochs, key, desc=desc)
 
-    step_losses, seconds = [], []
-    evals: dict[str, list] = {}
-    for k in ctx.progress(_split(key, epochs), desc=desc, total=epochs):
+
+class CompiledSweep:
+    """The compiled epoch program of :func:`train_sweep`, reusable for repeated trainings.
+
+    Construction checks the arguments and compiles; every :meth:`train` call then starts again
+    from the initial parameters, so timing studies can repeat (and interleave) whole trainings
+    without recompiling. Arguments are those of :func:`train_sweep`.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        loss_fn: LossFn,
+        params: Any,
+        make_optimizer: Callable[[Mapping[str, jax.Array]], optax.GradientTransformation],
+        hparams: Mapping[str, Any],
+        data: tuple[np.ndarray, ...],
+        *,
+        batch_size: int,
+        evaluate: EvalFn | None = None,
+        eval_data: tuple[np.ndarray, ...] = (),
+        stacked_params: bool = False,
+    ) -> None:
+        hp, n_cfg = stack_hparams(hparams)
+        n = int(data[0].shape[0])
+        if not 1 <= batch_size <= n:
+            raise ValueError(f"batch_size must be in [1, {n}]; got {batch_size}")
+        steps = n // batch_size
+        self.ctx, self.n_cfg, self.steps_per_epoch = ctx, n_cfg, steps
+        self.data = tuple(jnp.asarray(a) for a in data)
+        self.initial_params = params
+
+        @jax.jit
+        def setup(params, hp):
+            if stacked_params:  # a copy: the epoch program donates its inputs
+                params = jax.tree.map(jnp.copy, params)
+            else:
+                params = jax.tree.map(lambda p: jnp.broadcast_to(p, (n_cfg, *jnp.shape(p))), params)
+            return params, jax.vmap(lambda p, h: make_optimizer(h).init(p))(params, hp)
+
+        self.hp, self.setup = hp, setup
+
+        def one_step(p, s, h, batch, k):
+            loss, g = jax.value_and_grad(loss_fn)(p, batch, k, h)
+            updates, s = make_optimizer(h).update(g, s, p)
+            return optax.apply_updates(p, updates), s, loss
+
+        def epoch(params, opt_state, data, key):
+            k_perm, k_steps = jax.random.split(key)
+            perm = jax.random.permutation(k_perm, n)[: steps * batch_size]
+            batches = tuple(a[perm].reshape(steps, batch_size, *a.shape[1:]) for a in data)
+            keys = jax.random.split(k_steps, steps)
+
+            def body(carry, xs):
+                p, s = carry
+                batch, k = xs
+                p, s, loss = jax.vmap(one_step, in_axes=(0, 0, 0, None, None))(p, s, hp, batch, k)
+                return (p, s), loss
+
+            (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (batches, keys))
+            return params, opt_state, losses.T
+
+        p0, s0 = setup(params, hp)
         t0 = time.perf_counter()
-        params, opt_state, losses = compiled(params, opt_state, data_dev, k)
-        losses = np.asarray(losses)  # blocks until the epoch is done
-        seconds.append(time.perf_counter() - t0)
-        step_losses.append(losses)
-        if eval_jit is not None:
-            for name, v in eval_jit(params, hp, eval_dev).items():
-                evals.setdefault(name, []).append(np.asarray(v))
-    step_loss = np.concatenate(step_losses, axis=1)
-    return SweepResult(
-        params=params,
-        step_loss=step_loss,
-        epoch_loss=step_loss.reshape(n_cfg, epochs, steps).mean(axis=2),
-        evals={k: np.stack(v, axis=1) for k, v in evals.items()},
-        epoch_seconds=seconds,
-        compile_seconds=compile_seconds,
-        steps_per_epoch=steps,
-    )
+        self.compiled = (
+            jax.jit(epoch, donate_argnums=(0, 1))
+            .lower(p0, s0, self.data, jax.random.key(0))
+            .compile()
+        )
+        self.compile_seconds = time.perf_counter() - t0
+        self.eval_jit = jax.jit(jax.vmap(evaluate, in_axes=(0, 0, None))) if evaluate else None
+        self.eval_data = tuple(jnp.asarray(a) for a in eval_data)
+
+    def train(self, epochs: int, key: jax.Array, *, desc: str = "train") -> SweepResult:
+        """Train from the initial parameters for ``epochs`` epochs (keys derived from ``key``)."""
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1; got {epochs}")
+        params, opt_state = self.setup(self.initial_params, self.hp)
+        step_losses, seconds = [], []
+        evals: dict[str, list] = {}
+        for k in self.ctx.progress(_split(key, epochs), desc=desc, total=epochs):
+            t0 = time.perf_counter()
+            params, opt_state, losses = self.compiled(params, opt_state, self.data, k)
+            losses = np.asarray(losses)  # blocks until the epoch is done
+            seconds.append(time.perf_counter() - t0)
+            step_losses.append(losses)
+            if self.eval_jit is not None:
+                for name, v in self.eval_jit(params, self.hp, self.eval_data).items():
+                    evals.setdefault(name, []).append(np.asarray(v))
+        step_loss = np.concatenate(step_losses, axis=1)
+        return SweepResult(
+            params=params,
+            step_loss=step_loss,
+            epoch_loss=step_loss.reshape(self.n_cfg, epochs, self.steps_per_epoch).mean(axis=2),
+            evals={k: np.stack(v, axis=1) for k, v in evals.items()},
+            epoch_seconds=seconds,
+            compile_seconds=self.compile_seconds,
+            steps_per_epoch=self.steps_per_epoch,
+        )
 
 
 def _split(key: jax.Array, n: int) -> list[jax.Array]:
