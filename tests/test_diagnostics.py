@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import gdjax
 
@@ -96,3 +97,47 @@ def test_vanishing_and_exploding_flags():
         diagnostics=gdjax.Diagnostics(exploding_above=1e3),
     )
     assert steep.history["exploding"][0] == 1.0 and steep.history["vanishing"][0] == 0.0
+
+
+TOKENS = np.array([0, 2, 2, 1, 0, 2, 3], np.int32)
+TARGETS = np.linspace(-1.0, 1.0, 7).astype(np.float32)
+
+
+def _embedding_loss(p, batch):
+    tokens, y = batch
+    return jnp.mean((p["table"][tokens] - y) ** 2)
+
+
+def test_integer_inputs_skip_input_gradients_by_default():
+    table = np.array([0.5, -0.2, 0.1, 0.3], np.float32)
+    res = gdjax.fit(
+        _embedding_loss,
+        {"table": table},
+        optax.sgd(0.0),
+        (TOKENS, TARGETS),
+        batch_size=None,
+        epochs=1,
+        key=jax.random.key(0),
+        diagnostics=True,
+    )
+    # d loss / d table[v] = (2 / n) * sum over examples with token v of (table[v] - y_i)
+    grad = np.zeros(4)
+    np.add.at(grad, TOKENS, 2 * (table[TOKENS] - TARGETS) / len(TOKENS))
+    np.testing.assert_allclose(res.history["grad_norm"], [np.linalg.norm(grad)], rtol=1e-5)
+    assert "input_grad" not in res.history
+
+
+def test_explicit_input_gradients_on_integer_input_is_a_type_error():
+    with pytest.raises(TypeError, match=r"input_gradients=True\) needs a floating-point.*int32"):
+        gdjax.fit(
+            _embedding_loss,
+            {"table": np.zeros(4, np.float32)},
+            optax.sgd(0.1),
+            (TOKENS, TARGETS),
+            batch_size=None,
+            epochs=1,
+            key=jax.random.key(0),
+            diagnostics=gdjax.Diagnostics(input_gradients=True),
+        )
+    with pytest.raises(TypeError, match="input_gradients must be None, True or False"):
+        gdjax.Diagnostics(input_gradients="yes")

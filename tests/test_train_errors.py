@@ -71,6 +71,21 @@ def _inf_x():
         ({"on_nonfinite": "ignore"}, ValueError, "on_nonfinite must be one of"),
         ({"checkpoint_every_steps": 0}, ValueError, "checkpoint_every_steps must be >= 1"),
         ({"loss": lambda p, b: (1.0, 2.0, 3.0)}, TypeError, "tuple of length 3"),
+        (
+            {"validation_data": (X, Y), "metrics": {"scores": lambda p, b: b[0] @ p}},
+            ValueError,
+            r"metrics\['scores'\] must return a scalar.*\(8, 3\)",
+        ),
+        (
+            {"validation_data": (X, Y), "metrics": {"bad": lambda p, b: b[0] @ p.T}},
+            TypeError,
+            r"metrics\['bad'\] failed when called as fn\(params, batch\)",
+        ),
+        (
+            {"validation_data": (X, Y), "metrics": {"pair": lambda p, b: (p.sum(), p.mean())}},
+            TypeError,
+            r"metrics\['pair'\] must return a scalar array.*tuple",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, err, match, tmp_path):

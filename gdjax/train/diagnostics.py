@@ -29,14 +29,18 @@ class Diagnostics:
     - ``vanishing`` / ``exploding``: 1.0 when ``grad_norm < vanishing_below`` / when
       ``grad_norm_max > exploding_above`` or a gradient was not finite, else 0.0.
     - ``input_grad``: per input feature, the mean over examples of
-      ``|d loss_i / d x_i|`` (``input_gradients=True``); shape ``(epochs, *feature_shape)``.
-      This assumes the loss is the mean of per-example losses.
+      ``|d loss_i / d x_i|``; shape ``(epochs, *feature_shape)``. Recorded by default when the
+      model input is a floating-point array; integer inputs (token ids, class indices) have no
+      gradient, so it is left out for them. This assumes the loss is the mean of per-example
+      losses.
 
     Args:
         per_layer: Record per-leaf gradient norms and update ratios.
-        input_gradients: Record the mean absolute input gradient per feature.
+        input_gradients: Record the mean absolute input gradient per feature: ``None``
+            (default) when the input is floating-point, ``True`` always (a ``TypeError`` for
+            an integer input), ``False`` never.
         input_leaf: Index into ``jax.tree.leaves(batch)`` of the model input (default: the
-            first leaf, ``x`` in ``(x, y)``). It must be a floating-point array.
+            first leaf, ``x`` in ``(x, y)``).
         vanishing_below: Threshold for the ``vanishing`` flag.
         exploding_above: Threshold for the ``exploding`` flag.
 
@@ -46,10 +50,17 @@ class Diagnostics:
     """
 
     per_layer: bool = True
-    input_gradients: bool = True
+    input_gradients: bool | None = None
     input_leaf: int = 0
     vanishing_below: float = 1e-7
     exploding_above: float = 1e3
+
+    def __post_init__(self) -> None:
+        if self.input_gradients not in (None, True, False):
+            raise TypeError(
+                f"Diagnostics.input_gradients must be None, True or False, got "
+                f"{self.input_gradients!r}"
+            )
 
 
 def layer_names(params: Any) -> list[str]:

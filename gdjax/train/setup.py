@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +41,75 @@ def probe_loss(
             f"(and labels' dtype and shape) match what {call.name} expects: {err}"
         ) from err
     v.check_loss_output(loss, new_state, model_state, call.name)
+
+
+def probe_metrics(
+    metrics: Mapping[str, Callable[..., Any]],
+    params: Any,
+    model_state: Any,
+    data: Any,
+    size: int,
+) -> None:
+    """Evaluate each metric abstractly on a validation batch; it must return a real scalar."""
+    batch = _abstract_batch(data, size)
+    for name, fn in metrics.items():
+        args = (params, model_state, batch) if model_state is not None else (params, batch)
+        signature = (
+            "fn(params, model_state, batch)" if model_state is not None else "fn(params, batch)"
+        )
+        try:
+            out = jax.eval_shape(fn, *args)
+        except (TypeError, ValueError) as err:
+            kind = TypeError if isinstance(err, TypeError) else ValueError
+            raise kind(
+                f"metrics[{name!r}] failed when called as {signature} on a batch of "
+                f"{v.describe_batch(batch)}: {err}"
+            ) from err
+        shape = getattr(out, "shape", None)
+        if shape is None or not hasattr(out, "dtype"):
+            raise TypeError(
+                f"metrics[{name!r}] must return a scalar array (the mean over the batch), got "
+                f"{type(out).__name__}"
+            )
+        if shape != ():
+            raise ValueError(
+                f"metrics[{name!r}] must return a scalar (the mean over the batch), got shape "
+                f"{shape}; did you forget .mean()?"
+            )
+        real = jnp.issubdtype(out.dtype, jnp.floating) or jnp.issubdtype(out.dtype, jnp.integer)
+        if not (real or jnp.issubdtype(out.dtype, jnp.bool_)):
+            raise TypeError(f"metrics[{name!r}] must return a real number, got dtype {out.dtype}")
+
+
+def _resolve_input_gradients(
+    diagnostics: Diagnostics, data: Any
+) -> tuple[Diagnostics, tuple[int, ...]]:
+    """Decide whether input gradients are recorded; return the settled rule and feature shape.
+
+    ``input_gradients=None`` means "when the input is floating-point": integer inputs such as
+    token ids have no gradient and are left out instead of failing.
+    """
+    if diagnostics.input_gradients is False:
+        return diagnostics, ()
+    leaves = jax.tree.leaves(data)
+    if not 0 <= diagnostics.input_leaf < len(leaves):
+        raise ValueError(
+            f"Diagnostics.input_leaf={diagnostics.input_leaf} is out of range for a batch "
+            f"with {len(leaves)} arrays"
+        )
+    x = leaves[diagnostics.input_leaf]
+    floating = jnp.issubdtype(x.dtype, jnp.floating)
+    if diagnostics.input_gradients is None:
+        return dataclasses.replace(diagnostics, input_gradients=floating), (
+            tuple(x.shape[1:]) if floating else ()
+        )
+    if not floating:
+        raise TypeError(
+            f"Diagnostics(input_gradients=True) needs a floating-point input; batch leaf "
+            f"{diagnostics.input_leaf} has dtype {x.dtype} (token ids and other integer inputs "
+            "have no gradient: set input_leaf, or input_gradients=None or False)"
+        )
+    return diagnostics, tuple(x.shape[1:])
 
 
 def build_spec(
@@ -126,25 +196,14 @@ def build_spec(
         ebs = min(val_n, max(bs, 1024))
 
     input_shape: tuple[int, ...] = ()
-    if diagnostics is not None and diagnostics.input_gradients:
-        leaves = jax.tree.leaves(data)
-        if not 0 <= diagnostics.input_leaf < len(leaves):
-            raise ValueError(
-                f"Diagnostics.input_leaf={diagnostics.input_leaf} is out of range for a batch "
-                f"with {len(leaves)} arrays"
-            )
-        x = leaves[diagnostics.input_leaf]
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise TypeError(
-                f"Diagnostics(input_gradients=True) needs a floating-point input; batch leaf "
-                f"{diagnostics.input_leaf} has dtype {x.dtype} (set input_leaf or turn it off)"
-            )
-        input_shape = tuple(x.shape[1:])
+    if diagnostics is not None:
+        diagnostics, input_shape = _resolve_input_gradients(diagnostics, data)
 
     # Abstract evaluation: errors in loss_fn, the optimizer or metrics surface here, uncompiled.
     probe_loss(call, params, model_state, data, bs, hp)
     if val_n:
         probe_loss(eval_call, params, model_state, validation_data, ebs, hp)
+        probe_metrics(metrics, params, model_state, validation_data, ebs)
     try:
         jax.eval_shape(lambda p, h: make_optimizer(h).init(p), params, hp)
     except (TypeError, ValueError) as err:
