@@ -5,7 +5,10 @@ model state, epoch, step, position within the epoch, the epoch's running sums, t
 rules' state) as numbered leaves, plus JSON metadata: the history so far, a fingerprint of the
 run's shapes, and a SHA-256 of every saved byte. orbax writes each checkpoint into a temporary
 directory and renames it when complete, so a run killed mid-save leaves the previous checkpoint
-intact; the checksum catches a checkpoint that was completed and later damaged.
+intact (the temporary directory it leaves is reported and removed); the checksum catches a
+checkpoint that was completed and later damaged, and a checkpoint with missing files fails to
+load: either is skipped with a warning for the previous one, and rewritten when the resumed run
+reaches its step again.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import jax
 import numpy as np
 
 FORMAT_VERSION = 1
+#: Part of the name of orbax's temporary directory for a save in progress.
+UNFINISHED_MARK = ".orbax-checkpoint-tmp"
 
 
 def _digest(leaves: list[np.ndarray], history_json: str) -> str:
@@ -73,6 +78,7 @@ class Checkpointer:
         self._ocp = ocp
         self.directory = Path(directory).absolute()
         self.fingerprint = json.loads(json.dumps(fingerprint))
+        self._warn_unfinished()
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep,
             enable_async_checkpointing=False,
@@ -80,11 +86,17 @@ class Checkpointer:
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
         self._last_saved: int | None = None
+        self._corrupt: set[int] = set()  # steps skipped by restore, rewritten when reached
 
     def save(self, step: int, state: Any, history: dict[str, list]) -> None:
         """Write a checkpoint for global ``step`` (no-op if that step is already saved)."""
-        if step == self._last_saved or step in self._manager.all_steps():
+        if step == self._last_saved:
             return
+        if step in self._manager.all_steps():
+            if step not in self._corrupt:
+                return
+            self._manager.delete(step)  # replace the damaged copy of this step
+            self._corrupt.discard(step)
         leaves = [np.asarray(x) for x in jax.tree.leaves(state)]
         history_json = _history_to_json(history)
         meta = {
@@ -147,7 +159,20 @@ class Checkpointer:
             return jax.tree.unflatten(treedef, leaves), history
         return None
 
+    def _warn_unfinished(self) -> None:
+        """Warn about temporary directories left by a save that was killed (orbax removes them)."""
+        if not self.directory.is_dir():
+            return
+        for path in sorted(self.directory.glob(f"*{UNFINISHED_MARK}*")):
+            warnings.warn(
+                f"ignoring unfinished checkpoint {path} (a save was interrupted); it is removed "
+                "and the run resumes from the newest complete checkpoint",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
     def _warn(self, step: int, why: str) -> None:
+        self._corrupt.add(step)
         warnings.warn(
             f"skipping corrupt checkpoint {self.directory / str(step)}: {why}; "
             "falling back to the previous one",
