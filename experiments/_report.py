@@ -36,10 +36,14 @@ def pct(value: float | None) -> str:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured Markdown table; cells are formatted with :func:`fmt`."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    """A GitHub-flavoured Markdown table; cells are formatted with :func:`fmt`, ``|`` escaped."""
+
+    def cell(c: Any) -> str:  # a bare "|" would end the cell
+        return fmt(c).replace("\\|", "|").replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        lines.append("| " + " | ".join(fmt(c) for c in row) + " |")
+        lines.append("| " + " | ".join(cell(c) for c in row) + " |")
     return "\n".join(lines)
 
 
