@@ -73,9 +73,48 @@ def decay_rate(name: str, value: Any, *, schedule_ok: bool = False) -> None:
     check_range(name, value, low=0.0, high=1.0, high_inclusive=False, schedule_ok=schedule_ok)
 
 
+def is_traced(value: Any) -> bool:
+    """Whether ``value`` is an abstract value under ``jit``/``vmap``/``grad`` (not concrete)."""
+    return isinstance(value, jax.core.Tracer)
+
+
+def static_bool(name: str, value: Any) -> None:
+    """A switch that selects the update rule when the transformation is built: a Python bool.
+
+    Such arguments change which operations are traced (or the state's structure), so they cannot
+    be JAX arrays; a traced value gets a ``TypeError`` naming the argument.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return
+    raise TypeError(
+        f"{name} must be a Python bool (it selects the update rule when the transformation is "
+        f"built, so it cannot be a JAX array or traced); got {type(value).__name__}: {value!r}"
+    )
+
+
+def count(name: str, value: Any, *, minimum: int = 1) -> None:
+    """A count of steps: a Python int, or an integer scalar array (possibly traced).
+
+    Concrete values (Python ints, NumPy values and non-traced JAX arrays) must be
+    ``>= minimum``; a traced value cannot be checked and is accepted.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        if value < minimum:
+            raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
+        return
+    if isinstance(value, (jax.Array, np.ndarray, np.generic)) and np.issubdtype(
+        value.dtype, np.integer
+    ):
+        if np.ndim(value) != 0:
+            raise ValueError(f"{name} must be a scalar; got an array of shape {np.shape(value)}")
+        if not is_traced(value) and int(value) < minimum:
+            raise ValueError(f"{name} must be an int >= {minimum}; got {int(value)}")
+        return
+    raise TypeError(
+        f"{name} must be an int or an integer JAX array; got {type(value).__name__}: {value!r}"
+    )
+
+
 def positive_int(name: str, value: Any) -> None:
-    """A count such as the number of accumulation steps: an ``int >= 1``."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}: {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1; got {value!r}")
+    """A count such as the number of accumulation steps: an ``int >= 1`` or an integer array."""
+    count(name, value, minimum=1)

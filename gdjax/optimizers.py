@@ -55,7 +55,7 @@ def sgd(
     Args:
         learning_rate: $\alpha \ge 0$: a number, array or schedule.
         momentum: $\gamma \in [0, 1)$, or ``None`` for plain gradient descent.
-        nesterov: Nesterov accelerated gradient (needs ``momentum``).
+        nesterov: Nesterov accelerated gradient (needs ``momentum``); a Python bool.
         accumulator_dtype: dtype of the momentum buffer.
 
     Examples:
@@ -71,6 +71,7 @@ def sgd(
         True
     """
     _checks.non_negative("learning_rate", learning_rate, schedule_ok=True)
+    _checks.static_bool("nesterov", nesterov)
     if momentum is None:
         if nesterov:
             raise ValueError("nesterov=True needs a momentum value in [0, 1); got momentum=None")
@@ -108,9 +109,8 @@ def nesterov(learning_rate: ScalarOrSchedule, beta: float | jax.Array = 0.9) -> 
 
     $$
     v_t = \beta v_{t-1} + \alpha_t \nabla J(\theta_t - \beta v_{t-1}), \qquad
+    \theta_{t+1} = \theta_t - v_t
     $$
-
-               \theta_{t+1} = \theta_t - v_t
 
     implemented in the equivalent form that only needs $\nabla J(\theta_t)$
     (Sutskever et al., 2013); equal to ``sgd(lr, momentum=beta, nesterov=True)`` for a constant
@@ -155,6 +155,7 @@ def rmsprop(
     centered: bool = False,
     momentum: float | jax.Array | None = None,
     nesterov: bool = False,
+    bias_correction: bool = False,
 ) -> Extra:
     r"""RMSprop, plain or centered, with optional momentum.
 
@@ -171,14 +172,24 @@ def rmsprop(
         decay: $\rho \in [0, 1)$.
         eps: $\epsilon > 0$.
         initial_scale: $\nu_0 \ge 0$.
-        eps_in_sqrt: put $\epsilon$ inside the root (optax) or outside (PyTorch).
-        centered: centered RMSprop (Graves, 2013).
+        eps_in_sqrt: put $\epsilon$ inside the root (optax) or outside (PyTorch); a Python
+            bool.
+        centered: centered RMSprop (Graves, 2013); a Python bool.
         momentum: optional momentum $\gamma \in [0, 1)$.
-        nesterov: Nesterov form of that momentum.
+        nesterov: Nesterov form of that momentum; a Python bool.
+        bias_correction: divide the EMAs by $1-\rho^t$ (as Adam does); a Python bool.
     """
+    _checks.static_bool("centered", centered)
+    _checks.static_bool("nesterov", nesterov)
     scaler = scale_by_stddev if centered else scale_by_rms
     parts = [
-        scaler(decay=decay, eps=eps, initial_scale=initial_scale, eps_in_sqrt=eps_in_sqrt),
+        scaler(
+            decay=decay,
+            eps=eps,
+            initial_scale=initial_scale,
+            eps_in_sqrt=eps_in_sqrt,
+            bias_correction=bias_correction,
+        ),
         scale_by_learning_rate(learning_rate),
     ]
     if momentum is not None:
@@ -212,7 +223,7 @@ def adam(
         eps: $\epsilon > 0$.
         eps_root: $\epsilon$ inside the root, $\ge 0$.
         mu_dtype: dtype of the first moment.
-        nesterov: NAdam's Nesterov momentum (see `nadam`).
+        nesterov: NAdam's Nesterov momentum (see `nadam`); a Python bool.
 
     Examples:
         >>> import jax, jax.numpy as jnp, gdjax
@@ -257,7 +268,7 @@ def adamw(
         mu_dtype: dtype of the first moment.
         weight_decay: $\lambda \ge 0$: a number, array or schedule.
         mask: which parameters decay (pytree of bools or ``params -> pytree``).
-        nesterov: use NAdam's moment (NAdamW).
+        nesterov: use NAdam's moment (NAdamW); a Python bool.
     """
     return chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
@@ -273,6 +284,8 @@ def nadam(
     eps: float | jax.Array = 1e-8,
     eps_root: float | jax.Array = 0.0,
     mu_dtype: Any = None,
+    *,
+    nesterov: bool = True,
 ) -> Extra:
     r"""NAdam (Dozat, 2016): Adam with Nesterov momentum.
 
@@ -289,8 +302,10 @@ def nadam(
         eps: $\epsilon > 0$.
         eps_root: $\epsilon$ inside the root.
         mu_dtype: dtype of the first moment.
+        nesterov: the Nesterov moment (``optax.nadam`` is ``adam`` with this set to ``True``;
+            ``False`` gives plain Adam); a Python bool.
     """
-    return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=True)
+    return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
 
 
 def amsgrad(
@@ -300,14 +315,18 @@ def amsgrad(
     eps: float | jax.Array = 1e-8,
     eps_root: float | jax.Array = 0.0,
     mu_dtype: Any = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
 ) -> Extra:
     r"""AMSGrad (Reddi et al., 2018): Adam with a running maximum of the second moment.
 
     $$
     \hat v^{\max}_t = \max(\hat v^{\max}_{t-1}, \hat v_t), \qquad
+    \theta_{t+1} = \theta_t - \alpha_t \frac{\hat m_t}{\sqrt{\hat v^{\max}_t} + \epsilon}
     $$
 
-               \theta_{t+1} = \theta_t - \alpha_t \frac{\hat m_t}{\sqrt{\hat v^{\max}_t} + \epsilon}
+    with Adam's bias-corrected $\hat m_t$ and $\hat v_t$ (the paper's original form, without
+    bias correction: ``bias_correction_mu=False, bias_correction_nu=False``).
 
     Args:
         learning_rate: $\alpha \ge 0$.
@@ -316,9 +335,20 @@ def amsgrad(
         eps: $\epsilon > 0$.
         eps_root: $\epsilon$ inside the root.
         mu_dtype: dtype of the first moment.
+        bias_correction_mu: bias-correct the first moment; a Python bool.
+        bias_correction_nu: bias-correct the second moment before the maximum; a Python bool.
     """
     return chain(
-        scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype), scale_by_learning_rate(learning_rate)
+        scale_by_amsgrad(
+            b1,
+            b2,
+            eps,
+            eps_root,
+            mu_dtype,
+            bias_correction_mu=bias_correction_mu,
+            bias_correction_nu=bias_correction_nu,
+        ),
+        scale_by_learning_rate(learning_rate),
     )
 
 
@@ -361,9 +391,8 @@ def adamax(
 
     $$
     u_t = \max(\beta_2 u_{t-1}, |g_t| + \epsilon), \qquad
+    \theta_{t+1} = \theta_t - \alpha_t \frac{m_t/(1-\beta_1^t)}{u_t}
     $$
-
-               \theta_{t+1} = \theta_t - \alpha_t \frac{m_t/(1-\beta_1^t)}{u_t}
 
     Args:
         learning_rate: $\alpha \ge 0$.

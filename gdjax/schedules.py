@@ -2,8 +2,15 @@ r"""Learning-rate schedules: pure functions ``step -> value``.
 
 Each factory returns a function of the (integer, possibly traced) step count that can be passed
 anywhere a learning rate (or weight decay) is accepted; the value it gives at each step is
-recorded in the optimizer state (read it with `get_hyperparam`). Numeric arguments
-may be JAX arrays, so a sweep can vary a schedule's peak value under ``jax.vmap``.
+recorded in the optimizer state (read it with `get_hyperparam`).
+
+Values (``init_value``, ``peak_value``, ``end_value``, ``decay_rate``, ``alpha``, ``power``,
+...) may be JAX arrays, also traced, so a sweep can vary them under ``jax.vmap``. Step counts
+(``transition_steps``, ``transition_begin``, ``decay_steps``, ``warmup_steps``, ``step_size``,
+the ``boundaries`` of `join_schedules`) are ints or integer JAX arrays, also traced: no shape
+depends on them; a concrete count is checked when the schedule is built. Static — Python values
+only — are ``staircase``, ``end_value=None`` (no floor), the boundary keys of
+`piecewise_constant_schedule` and the number of schedules joined.
 
 Learning-rate *annealing* in the source documents' sense — large steps early, small steps
 late — is any of the decaying schedules here.
@@ -28,19 +35,22 @@ from gdjax import _checks
 from gdjax.base import Schedule
 
 Number = float | int | jax.Array
+Steps = int | jax.Array
 
 
-def _steps(name: str, value: int) -> None:
-    """A number of steps: a Python int > 0."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}: {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0; got {value!r}")
+def _steps(name: str, value: int | jax.Array) -> None:
+    """A number of steps: an int > 0, or an integer JAX array (also traced; checked if concrete)."""
+    _checks.count(name, value, minimum=1)
 
 
-def _begin(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0; got {value!r}")
+def _begin(name: str, value: int | jax.Array) -> None:
+    """A step index: an int >= 0, or an integer JAX array (also traced; checked if concrete)."""
+    _checks.count(name, value, minimum=0)
+
+
+def _concrete(*values: object) -> bool:
+    """Whether all values are known now (not traced), so they can be compared in Python."""
+    return not any(_checks.is_traced(v) for v in values)
 
 
 def _f32(count: Number) -> jax.Array:
@@ -58,15 +68,14 @@ def constant_schedule(value: Number) -> Schedule:
 
 
 def linear_schedule(
-    init_value: Number, end_value: Number, transition_steps: int, transition_begin: int = 0
+    init_value: Number, end_value: Number, transition_steps: Steps, transition_begin: Steps = 0
 ) -> Schedule:
     r"""Linear interpolation from ``init_value`` to ``end_value`` over ``transition_steps``.
 
     $$
     \alpha_t = \alpha_0 + (\alpha_{end} - \alpha_0)\,
+    \min\!\left(1, \frac{\max(0, t - t_0)}{T}\right)
     $$
-
-               \min\!\left(1, \frac{\max(0, t - t_0)}{T}\right)
 
     Args:
         init_value: $\alpha_0$.
@@ -81,8 +90,8 @@ def polynomial_schedule(
     init_value: Number,
     end_value: Number,
     power: Number,
-    transition_steps: int,
-    transition_begin: int = 0,
+    transition_steps: Steps,
+    transition_begin: Steps = 0,
 ) -> Schedule:
     r"""Polynomial decay.
 
@@ -110,9 +119,9 @@ def polynomial_schedule(
 
 def exponential_decay(
     init_value: Number,
-    transition_steps: int,
+    transition_steps: Steps,
     decay_rate: Number,
-    transition_begin: int = 0,
+    transition_begin: Steps = 0,
     staircase: bool = False,
     end_value: Number | None = None,
 ) -> Schedule:
@@ -120,21 +129,21 @@ def exponential_decay(
 
     $$
     \alpha_t = \alpha_0\, r^{(t - t_0)/T} \quad
+    \bigl(r^{\lfloor (t - t_0)/T \rfloor} \text{ with staircase}\bigr)
     $$
-
-               \bigl(r^{\lfloor (t - t_0)/T \rfloor} \text{ with staircase}\bigr)
 
     Args:
         init_value: $\alpha_0$.
         transition_steps: $T > 0$.
         decay_rate: $r > 0$ (below 1 decays, above 1 grows).
         transition_begin: $t_0 \ge 0$, steps held at ``init_value`` first.
-        staircase: decay in discrete steps every $T$ steps.
+        staircase: decay in discrete steps every $T$ steps; a Python bool.
         end_value: optional floor (or ceiling when $r > 1$).
     """
     _steps("transition_steps", transition_steps)
     _begin("transition_begin", transition_begin)
     _checks.positive("decay_rate", decay_rate)
+    _checks.static_bool("staircase", staircase)
 
     def schedule(count):
         decreased = _f32(count) - transition_begin
@@ -150,7 +159,7 @@ def exponential_decay(
     return schedule
 
 
-def step_decay(init_value: Number, step_size: int, factor: Number = 0.1) -> Schedule:
+def step_decay(init_value: Number, step_size: Steps, factor: Number = 0.1) -> Schedule:
     r"""Step decay: multiply by ``factor`` every ``step_size`` steps.
 
     $$
@@ -162,28 +171,29 @@ def step_decay(init_value: Number, step_size: int, factor: Number = 0.1) -> Sche
         step_size: $s > 0$.
         factor: the multiplier, > 0.
     """
+    _steps("step_size", step_size)
     return exponential_decay(init_value, step_size, factor, staircase=True)
 
 
 def inverse_time_decay(
-    init_value: Number, decay_rate: Number, decay_steps: int = 1, staircase: bool = False
+    init_value: Number, decay_rate: Number, decay_steps: Steps = 1, staircase: bool = False
 ) -> Schedule:
     r"""Inverse-time decay, the classic $1/t$ annealing of stochastic approximation.
 
     $$
     \alpha_t = \frac{\alpha_0}{1 + r\, t / s}
+    \quad \bigl(\lfloor t/s \rfloor \text{ with staircase}\bigr)
     $$
-
-               \quad \bigl(\lfloor t/s \rfloor \text{ with staircase}\bigr)
 
     Args:
         init_value: $\alpha_0$.
         decay_rate: $r \ge 0$.
         decay_steps: $s > 0$.
-        staircase: decay in discrete steps.
+        staircase: decay in discrete steps; a Python bool.
     """
     _checks.non_negative("decay_rate", decay_rate)
     _steps("decay_steps", decay_steps)
+    _checks.static_bool("staircase", staircase)
 
     def schedule(count):
         p = _f32(count) / decay_steps
@@ -195,7 +205,7 @@ def inverse_time_decay(
 
 
 def cosine_decay_schedule(
-    init_value: Number, decay_steps: int, alpha: Number = 0.0, exponent: Number = 1.0
+    init_value: Number, decay_steps: Steps, alpha: Number = 0.0, exponent: Number = 1.0
 ) -> Schedule:
     r"""Cosine decay (Loshchilov & Hutter, SGDR).
 
@@ -219,7 +229,7 @@ def cosine_decay_schedule(
     return schedule
 
 
-def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
+def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[Steps]) -> Schedule:
     r"""Run ``schedules[i]`` from ``boundaries[i-1]`` on, each restarted at its own step 0.
 
     Args:
@@ -231,7 +241,9 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
             f"join_schedules needs len(boundaries) == len(schedules) - 1; got "
             f"{len(schedules)} schedules and {len(boundaries)} boundaries"
         )
-    if any(b1 >= b2 for b1, b2 in itertools.pairwise(boundaries)):
+    for boundary in boundaries:
+        _begin("boundaries", boundary)
+    if _concrete(*boundaries) and any(b1 >= b2 for b1, b2 in itertools.pairwise(boundaries)):
         raise ValueError(f"boundaries must be strictly increasing; got {list(boundaries)}")
 
     def schedule(count):
@@ -247,8 +259,8 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
 def warmup_cosine_decay_schedule(
     init_value: Number,
     peak_value: Number,
-    warmup_steps: int,
-    decay_steps: int,
+    warmup_steps: Steps,
+    decay_steps: Steps,
     end_value: Number = 0.0,
     exponent: Number = 1.0,
 ) -> Schedule:
@@ -266,9 +278,14 @@ def warmup_cosine_decay_schedule(
     """
     _steps("warmup_steps", warmup_steps)
     _steps("decay_steps", decay_steps)
-    if decay_steps <= warmup_steps:
+    if _concrete(warmup_steps, decay_steps) and decay_steps <= warmup_steps:
         raise ValueError(f"decay_steps must be > warmup_steps ({warmup_steps}); got {decay_steps}")
-    alpha = 0.0 if peak_value == 0 else end_value / peak_value
+    # optax's alpha = end / peak (0 when peak == 0), also for traced values.
+    if _concrete(peak_value, end_value):
+        alpha = 0.0 if peak_value == 0 else end_value / peak_value
+    else:
+        is_zero = jnp.asarray(peak_value) == 0
+        alpha = jnp.where(is_zero, 0.0, end_value / jnp.where(is_zero, 1.0, peak_value))
     return join_schedules(
         [
             linear_schedule(init_value, peak_value, warmup_steps),
@@ -289,12 +306,20 @@ def piecewise_constant_schedule(
 
     Args:
         init_value: $\alpha_0$.
-        boundaries_and_scales: ``{boundary_step: scale}``; scales must be >= 0.
+        boundaries_and_scales: ``{boundary_step: scale}``. The boundaries are dictionary keys,
+            so they must be Python ints >= 0 (static); the scales are numbers >= 0 or JAX
+            arrays (also traced).
     """
-    pairs = sorted((boundaries_and_scales or {}).items())
+    pairs = list((boundaries_and_scales or {}).items())
     for boundary, scale in pairs:
+        if not isinstance(boundary, int) or isinstance(boundary, bool):
+            raise TypeError(
+                f"boundaries_and_scales keys must be Python ints (boundary steps); got "
+                f"{type(boundary).__name__}: {boundary!r}"
+            )
         _begin("boundary", boundary)
         _checks.non_negative(f"scale at boundary {boundary}", scale)
+    pairs.sort(key=lambda pair: pair[0])
 
     def schedule(count):
         count = _f32(count)
@@ -307,7 +332,7 @@ def piecewise_constant_schedule(
 
 
 def one_cycle_schedule(
-    transition_steps: int,
+    transition_steps: Steps,
     peak_value: Number,
     pct_start: float = 0.3,
     div_factor: float = 25.0,
@@ -332,13 +357,16 @@ def one_cycle_schedule(
     )
     _checks.positive("div_factor", div_factor)
     _checks.positive("final_div_factor", final_div_factor)
-    rise = max(int(pct_start * transition_steps), 1)
+    if _concrete(pct_start, transition_steps):
+        rise = max(int(pct_start * transition_steps), 1)
+    else:  # the same, traced
+        rise = jnp.maximum(jnp.floor(pct_start * _f32(transition_steps)), 1).astype(jnp.int32)
     start = peak_value / div_factor
     end = start / final_div_factor
 
-    def cosine_between(a: Number, b: Number, length: int) -> Schedule:
+    def cosine_between(a: Number, b: Number, length: Steps) -> Schedule:
         def schedule(count):
-            tau = jnp.clip(_f32(count) / max(length, 1), 0.0, 1.0)
+            tau = jnp.clip(_f32(count) / jnp.maximum(_f32(length), 1.0), 0.0, 1.0)
             return a + (b - a) * 0.5 * (1 - jnp.cos(math.pi * tau))
 
         return schedule

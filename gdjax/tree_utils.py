@@ -39,11 +39,12 @@ def tree_cast_like(tree: Any, like: Any) -> Any:
 
 
 def check_same_structure(updates: Any, reference: Any, what: str = "optimizer state") -> None:
-    """Raise ``ValueError`` naming the first mismatch if ``updates`` and ``reference`` differ.
+    """Raise ``ValueError`` naming the paths that differ if ``updates`` and ``reference`` differ.
 
-    Called at trace time by every transformation with per-parameter state, so a gradient tree
-    that does not match the parameters the state was built for fails with a readable message
-    instead of an opaque ``tree.map`` error.
+    Called at trace time (no runtime cost) by every transformation with per-parameter state
+    (``reference`` is that state, ``what="optimizer state"``) and by the stateless ones when
+    ``params`` are given (``what="parameters"``), so a gradient tree that does not match fails
+    with a readable message instead of an opaque ``tree.map`` error.
     """
     u_def = jax.tree.structure(updates, is_leaf=is_none)
     r_def = jax.tree.structure(reference, is_leaf=is_none)
@@ -66,18 +67,19 @@ def check_same_structure(updates: Any, reference: Any, what: str = "optimizer st
         detail.append(f"not in the {what}: {', '.join(extra[:5])}")
     if not detail:
         detail.append(f"gradients have structure {u_def}, {what} has {r_def}")
-    raise ValueError(
-        f"gradient tree does not match the {what} (built by init from the params): "
-        + "; ".join(detail)
-    )
+    origin = " (built by init from the params)" if what == "optimizer state" else ""
+    raise ValueError(f"gradient tree does not match the {what}{origin}: " + "; ".join(detail))
 
 
 def get_hyperparam(state: Any, name: str) -> Any:
     """Read the current value of a hyperparameter recorded in an optimizer state.
 
-    Transformations that accept schedules store the value they last applied (for example
-    ``learning_rate`` or ``weight_decay``) in their state. This finds the first field called
-    ``name`` anywhere in a (possibly chained or nested) state.
+    Transformations that accept schedules store the value they last applied in their state,
+    under the argument's name: ``learning_rate``, ``weight_decay`` (`add_decayed_weights`),
+    ``l2_strength`` / ``l1_strength`` (the ``strength`` of `add_l2_regularization` /
+    `add_l1_regularization`), ``noise_std`` (`add_noise`). This finds the first field called
+    ``name`` anywhere in a (possibly chained or nested) state; a missing name raises
+    ``KeyError`` listing the names that are recorded.
 
     Examples:
         >>> import jax.numpy as jnp, gdjax
@@ -90,11 +92,42 @@ def get_hyperparam(state: Any, name: str) -> Any:
     """
     found = _find_field(state, name)
     if found is _MISSING:
-        raise KeyError(f"no hyperparameter named {name!r} is recorded in this optimizer state")
+        recorded = sorted(_recorded_names(state))
+        raise KeyError(
+            f"no hyperparameter named {name!r} is recorded in this optimizer state; "
+            f"recorded: {', '.join(recorded) if recorded else 'none'}"
+        )
     return found
 
 
 _MISSING = object()
+# Fields of gdjax/optax states that are counters or per-parameter statistics, not hyperparameters.
+_NOT_HYPERPARAMS = frozenset(
+    {"count", "mu", "nu", "nu_max", "trace", "velocity", "sum_of_squares", "e_g", "e_x"}
+    | {"rng_key", "mini_step", "gradient_step", "notfinite_count", "last_finite"}
+    | {"total_notfinite"}
+)
+
+
+def _recorded_names(node: Any) -> set[str]:
+    """Names under which scalar hyperparameter values are recorded anywhere in a state."""
+    names: set[str] = set()
+    if hasattr(node, "_fields"):
+        for field, value in zip(node._fields, node, strict=True):
+            if field == "hyperparams" and isinstance(value, dict):  # optax.inject_hyperparams
+                names |= set(value)
+            elif field not in _NOT_HYPERPARAMS and getattr(value, "shape", None) == ():
+                names.add(field)
+        children = list(node)
+    elif isinstance(node, (tuple, list)):
+        children = list(node)
+    elif isinstance(node, dict):
+        children = list(node.values())
+    else:
+        children = []
+    for child in children:
+        names |= _recorded_names(child)
+    return names
 
 
 def _find_field(node: Any, name: str) -> Any:

@@ -24,7 +24,7 @@ BAD_VALUES = [
     (lambda: gdjax.clip_by_norm(-1.0), ValueError, "max_norm must be"),
     (lambda: gdjax.clip_by_global_norm(-1.0), ValueError, "max_norm must be"),
     (lambda: gdjax.add_l1_regularization(-1e-3), ValueError, "strength must be"),
-    (lambda: gdjax.add_noise(eta=-1.0), ValueError, "eta must be"),
+    (lambda: gdjax.add_noise(eta=-1.0, gamma=0.5), ValueError, "eta must be"),
     (lambda: gdjax.accumulate_gradients(gdjax.sgd(0.1), every_k=0), ValueError, "every_k"),
     (lambda: gdjax.accumulate_gradients(gdjax.sgd(0.1), every_k=2.5), TypeError, "every_k"),
     (lambda: gdjax.sgd("fast"), TypeError, "learning_rate must be a number"),

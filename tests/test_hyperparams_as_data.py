@@ -100,7 +100,30 @@ def test_scheduled_weight_decay_can_be_read_from_the_state():
     state = opt.init(params)
     for _ in range(5):
         _, state = opt.update({"w": jnp.ones(2)}, state, params)
-    assert float(gdjax.get_hyperparam(state, "strength")) == pytest.approx(0.06)
+    # linear from 0.1 to 0 over 10 steps: step 4 used 0.1 * (1 - 4/10)
+    assert float(gdjax.get_hyperparam(state, "weight_decay")) == pytest.approx(0.06)
+
+
+def test_each_regularizer_records_its_strength_under_its_own_name():
+    lin = gdjax.schedules.linear_schedule
+    opt = gdjax.chain(
+        gdjax.add_l1_regularization(lin(0.3, 0.0, 10)),
+        gdjax.add_l2_regularization(lin(0.2, 0.0, 10)),
+        gdjax.adamw(lin(1.0, 0.0, 10), weight_decay=lin(0.1, 0.0, 10)),
+    )
+    params = {"w": jnp.ones(2)}
+    state = opt.init(params)
+    for _ in range(5):
+        _, state = opt.update({"w": jnp.ones(2)}, state, params)
+    read = {
+        name: float(gdjax.get_hyperparam(state, name))
+        for name in ["l1_strength", "l2_strength", "weight_decay", "learning_rate"]
+    }
+    assert read == pytest.approx(
+        {"l1_strength": 0.18, "l2_strength": 0.12, "weight_decay": 0.06, "learning_rate": 0.6}
+    )
+    with pytest.raises(KeyError, match="recorded: l1_strength, l2_strength, learning_rate"):
+        gdjax.get_hyperparam(state, "strength")
 
 
 def test_get_hyperparam_also_reads_optax_inject_hyperparams_state():

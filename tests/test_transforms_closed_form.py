@@ -130,7 +130,7 @@ def test_perturbed_gradient_descent_escapes_a_saddle():
 
 
 def test_apply_if_finite_skips_and_counts():
-    opt = gdjax.apply_if_finite(gdjax.sgd(0.1, momentum=0.9))
+    opt = gdjax.apply_if_finite(gdjax.sgd(0.1, momentum=0.9), max_consecutive_errors=5)
     params = jnp.ones(2)
     state = opt.init(params)
     _, state = opt.update(jnp.array([1.0, 1.0]), state, params)

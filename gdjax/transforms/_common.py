@@ -47,3 +47,21 @@ def bias_correct(moment: Any, decay: Any, count: jax.Array) -> Any:
 def check_updates(updates: Any, reference: Any) -> None:
     """Fail at trace time, with the paths that differ, if gradients don't match the state."""
     check_same_structure(updates, reference)
+
+
+def check_params(updates: Any, params: Any) -> None:
+    """For stateless transformations: if ``params`` are given, the gradients must match them.
+
+    Runs at trace time only (a comparison of tree structures), so it costs nothing per step.
+    """
+    if params is not None:
+        check_same_structure(updates, params, what="parameters")
+
+
+def check_inner(name: str, inner: Any) -> None:
+    """``inner`` of a wrapper must be a gradient transformation (an ``(init, update)`` pair)."""
+    if not (callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))):
+        raise TypeError(
+            f"{name} must be a GradientTransformation (with init and update, e.g. "
+            f"gdjax.sgd(0.1)); got {type(inner).__name__}: {inner!r}"
+        )

@@ -77,11 +77,19 @@ class ScaleByRmsState(NamedTuple):
     nu: Any
 
 
+class ScaleByRmsWithCountState(NamedTuple):
+    """State of `scale_by_rms` with ``bias_correction=True``: a step count and the EMA."""
+
+    count: jax.Array
+    nu: Any
+
+
 def scale_by_rms(
     decay: float | jax.Array = 0.9,
     eps: float | jax.Array = 1e-8,
     initial_scale: float | jax.Array = 0.0,
     eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
 ) -> optax.GradientTransformation:
     r"""RMSprop scaling (Tieleman & Hinton, 2012).
 
@@ -92,24 +100,43 @@ def scale_by_rms(
     \text{ with } \texttt{eps\_in\_sqrt=False}\text{, PyTorch's form}\bigr)
     $$
 
+    With ``bias_correction=True`` $\nu_t$ is replaced by $\nu_t / (1-\rho^t)$ (then
+    ``scale_by_rms(b2, eps_in_sqrt=False, bias_correction=True)`` is Adam with $\beta_1 = 0$).
+
     Args:
         decay: $\rho \in [0, 1)$.
         eps: $\epsilon > 0$.
         initial_scale: $\nu_0 \ge 0$.
-        eps_in_sqrt: where $\epsilon$ goes (optax's default: inside the root).
+        eps_in_sqrt: where $\epsilon$ goes (optax's default: inside the root); a Python bool.
+        bias_correction: divide the EMA by $1-\rho^t$ (the state then also counts steps,
+            `ScaleByRmsWithCountState`); a Python bool.
     """
     _checks.decay_rate("decay", decay)
     _checks.positive("eps", eps)
     _checks.non_negative("initial_scale", initial_scale)
+    _checks.static_bool("eps_in_sqrt", eps_in_sqrt)
+    _checks.static_bool("bias_correction", bias_correction)
 
     def init_fn(params):
-        return ScaleByRmsState(_full_like(params, initial_scale))
+        nu = _full_like(params, initial_scale)
+        return (
+            ScaleByRmsWithCountState(zero_count(), nu) if bias_correction else ScaleByRmsState(nu)
+        )
 
     def update_fn(updates, state, params=None):
         del params
         check_updates(updates, state.nu)
         nu = ema(updates, state.nu, decay, 2)
-        out = _map2(lambda g, n: (_inv_root(n, eps, eps_in_sqrt) * g).astype(g.dtype), updates, nu)
+        if bias_correction:
+            count = increment(state.count)
+            nu_hat = bias_correct(nu, decay, count)
+        else:
+            nu_hat = nu
+        out = _map2(
+            lambda g, n: (_inv_root(n, eps, eps_in_sqrt) * g).astype(g.dtype), updates, nu_hat
+        )
+        if bias_correction:
+            return out, ScaleByRmsWithCountState(count, nu)
         return out, ScaleByRmsState(nu)
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -126,11 +153,20 @@ class ScaleByStddevState(NamedTuple):
     nu: Any
 
 
+class ScaleByStddevWithCountState(NamedTuple):
+    """State of `scale_by_stddev` with ``bias_correction=True``: a step count and both EMAs."""
+
+    count: jax.Array
+    mu: Any
+    nu: Any
+
+
 def scale_by_stddev(
     decay: float | jax.Array = 0.9,
     eps: float | jax.Array = 1e-8,
     initial_scale: float | jax.Array = 0.0,
     eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
 ) -> optax.GradientTransformation:
     r"""Centered RMSprop: divide by an estimate of the gradient's standard deviation (Graves, 2013).
 
@@ -140,26 +176,42 @@ def scale_by_stddev(
     u_t = \frac{g_t}{\sqrt{\nu_t - \mu_t^2 + \epsilon}}
     $$
 
+    With ``bias_correction=True`` both EMAs are divided by $1-\rho^t$ first.
+
     Args:
         decay: $\rho \in [0, 1)$.
         eps: $\epsilon > 0$.
         initial_scale: $\nu_0 \ge 0$.
-        eps_in_sqrt: where $\epsilon$ goes.
+        eps_in_sqrt: where $\epsilon$ goes; a Python bool.
+        bias_correction: divide both EMAs by $1-\rho^t$ (the state then also counts steps,
+            `ScaleByStddevWithCountState`); a Python bool.
     """
     _checks.decay_rate("decay", decay)
     _checks.positive("eps", eps)
     _checks.non_negative("initial_scale", initial_scale)
+    _checks.static_bool("eps_in_sqrt", eps_in_sqrt)
+    _checks.static_bool("bias_correction", bias_correction)
 
     def init_fn(params):
-        return ScaleByStddevState(tree_zeros_like(params), _full_like(params, initial_scale))
+        mu, nu = tree_zeros_like(params), _full_like(params, initial_scale)
+        if bias_correction:
+            return ScaleByStddevWithCountState(zero_count(), mu, nu)
+        return ScaleByStddevState(mu, nu)
 
     def update_fn(updates, state, params=None):
         del params
         check_updates(updates, state.nu)
         mu = ema(updates, state.mu, decay, 1)
         nu = ema(updates, state.nu, decay, 2)
-        var = _map2(lambda n, m: n - m * m, nu, mu)
+        if bias_correction:
+            count = increment(state.count)
+            mu_hat, nu_hat = bias_correct(mu, decay, count), bias_correct(nu, decay, count)
+        else:
+            mu_hat, nu_hat = mu, nu
+        var = _map2(lambda n, m: n - m * m, nu_hat, mu_hat)
         out = _map2(lambda g, v: (_inv_root(v, eps, eps_in_sqrt) * g).astype(g.dtype), updates, var)
+        if bias_correction:
+            return out, ScaleByStddevWithCountState(count, mu, nu)
         return out, ScaleByStddevState(mu, nu)
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -213,9 +265,10 @@ def scale_by_adam(
         eps: $\epsilon > 0$, outside the root.
         eps_root: $\epsilon_{root} \ge 0$, inside the root.
         mu_dtype: dtype of the first moment (default: the parameters').
-        nesterov: NAdam's look-ahead.
+        nesterov: NAdam's look-ahead; a Python bool.
     """
     _adam_checks(b1, b2, eps, eps_root)
+    _checks.static_bool("nesterov", nesterov)
 
     def init_fn(params):
         return ScaleByAdamState(
@@ -266,6 +319,8 @@ def scale_by_amsgrad(
     eps: float | jax.Array = 1e-8,
     eps_root: float | jax.Array = 0.0,
     mu_dtype: Any = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
 ) -> optax.GradientTransformation:
     r"""AMSGrad (Reddi et al., 2018): Adam with a non-decreasing second moment.
 
@@ -274,14 +329,23 @@ def scale_by_amsgrad(
     u_t = \frac{\hat m_t}{\sqrt{\hat v^{\max}_t + \epsilon_{root}} + \epsilon}
     $$
 
+    with Adam's bias-corrected $\hat m_t = m_t/(1-\beta_1^t)$ and $\hat v_t = v_t/(1-\beta_2^t)$;
+    the paper's original form uses $m_t$ and $v_t$ uncorrected
+    (``bias_correction_mu=False, bias_correction_nu=False``).
+
     Args:
         b1: $\beta_1 \in [0, 1)$.
         b2: $\beta_2 \in [0, 1)$.
         eps: $\epsilon > 0$.
         eps_root: $\epsilon_{root} \ge 0$.
         mu_dtype: dtype of the first moment.
+        bias_correction_mu: bias-correct the first moment; a Python bool.
+        bias_correction_nu: bias-correct the second moment before the running maximum; a
+            Python bool.
     """
     _adam_checks(b1, b2, eps, eps_root)
+    _checks.static_bool("bias_correction_mu", bias_correction_mu)
+    _checks.static_bool("bias_correction_nu", bias_correction_nu)
 
     def init_fn(params):
         zeros = tree_zeros_like(params)
@@ -295,8 +359,9 @@ def scale_by_amsgrad(
         mu = ema(updates, state.mu, b1, 1)
         nu = ema(updates, state.nu, b2, 2)
         count = increment(state.count)
-        mu_hat = bias_correct(mu, b1, count)
-        nu_max = jax.tree.map(jnp.maximum, state.nu_max, bias_correct(nu, b2, count))
+        mu_hat = bias_correct(mu, b1, count) if bias_correction_mu else mu
+        nu_eff = bias_correct(nu, b2, count) if bias_correction_nu else nu
+        nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu_eff)
         out = jax.tree.map(
             lambda g, m, v: (
                 None if g is None else (m / (jnp.sqrt(v + eps_root) + eps)).astype(g.dtype)

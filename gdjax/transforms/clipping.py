@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import optax
 
 from gdjax import _checks
+from gdjax.transforms._common import check_params
 from gdjax.tree_utils import is_none, tree_global_norm
 
 
@@ -23,7 +24,7 @@ def clip(max_delta: float | jax.Array) -> optax.GradientTransformation:
     _checks.non_negative("max_delta", max_delta)
 
     def update_fn(updates, state, params=None):
-        del params
+        check_params(updates, params)
         out = jax.tree.map(
             lambda g: None if g is None else jnp.clip(g, -max_delta, max_delta).astype(g.dtype),
             updates,
@@ -52,7 +53,7 @@ def clip_by_norm(max_norm: float | jax.Array) -> optax.GradientTransformation:
         return (g * factor).astype(g.dtype)
 
     def update_fn(updates, state, params=None):
-        del params
+        check_params(updates, params)
         out = jax.tree.map(lambda g: None if g is None else _clip(g), updates, is_leaf=is_none)
         return out, state
 
@@ -81,7 +82,7 @@ def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransforma
     _checks.non_negative("max_norm", max_norm)
 
     def update_fn(updates, state, params=None):
-        del params
+        check_params(updates, params)
         g_norm = tree_global_norm(updates)
         trigger = g_norm < max_norm
         out = jax.tree.map(

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 
 from gdjax import _checks
+from gdjax.transforms._common import check_inner, check_params
 from gdjax.tree_utils import tree_zeros_like
 
 
@@ -29,7 +30,7 @@ class ApplyIfFiniteState(NamedTuple):
 
 
 def apply_if_finite(
-    inner: optax.GradientTransformation, max_consecutive_errors: int = 1_000_000
+    inner: optax.GradientTransformation, max_consecutive_errors: int | jax.Array
 ) -> optax.GradientTransformationExtraArgs:
     """Run ``inner`` only when every gradient element is finite; otherwise output zeros.
 
@@ -40,18 +41,20 @@ def apply_if_finite(
 
     Args:
         inner: the transformation to guard (e.g. a whole optimizer).
-        max_consecutive_errors: consecutive non-finite steps tolerated.
+        max_consecutive_errors: consecutive non-finite steps tolerated (required, as in optax):
+            an int >= 0 or an integer JAX array, also a traced one.
 
     Examples:
         >>> import jax.numpy as jnp, gdjax
-        >>> opt = gdjax.apply_if_finite(gdjax.sgd(0.1))
+        >>> opt = gdjax.apply_if_finite(gdjax.sgd(0.1), max_consecutive_errors=5)
         >>> params = {"w": jnp.ones(2)}
         >>> state = opt.init(params)
         >>> u, state = opt.update({"w": jnp.array([jnp.nan, 1.0])}, state, params)
         >>> u["w"].tolist(), int(state.total_notfinite)
         ([0.0, 0.0], 1)
     """
-    _checks.positive_int("max_consecutive_errors", max_consecutive_errors)
+    check_inner("inner", inner)
+    _checks.count("max_consecutive_errors", max_consecutive_errors, minimum=0)
     inner = optax.with_extra_args_support(inner)
 
     def init_fn(params):
@@ -63,6 +66,7 @@ def apply_if_finite(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_params(updates, params)
         leaves = jax.tree.leaves(updates)
         finite = (
             jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in leaves]))

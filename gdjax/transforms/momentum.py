@@ -45,10 +45,11 @@ def trace(
 
     Args:
         decay: the momentum coefficient $\gamma \in [0, 1)$.
-        nesterov: use the Nesterov look-ahead form (Sutskever et al., 2013).
+        nesterov: use the Nesterov look-ahead form (Sutskever et al., 2013); a Python bool.
         accumulator_dtype: dtype of the buffer (default: that of the parameters).
     """
     _checks.decay_rate("decay", decay)
+    _checks.static_bool("nesterov", nesterov)
 
     def init_fn(params):
         return TraceState(tree_zeros_like(params, dtype=accumulator_dtype))
@@ -114,10 +115,11 @@ def heavy_ball(
     Args:
         learning_rate: $\alpha$: a non-negative number, array or schedule.
         momentum: $\gamma \in [0, 1)$, typically 0.9.
-        nesterov: Nesterov accelerated gradient.
+        nesterov: Nesterov accelerated gradient; a Python bool.
     """
     _checks.non_negative("learning_rate", learning_rate, schedule_ok=True)
     _checks.decay_rate("momentum", momentum)
+    _checks.static_bool("nesterov", nesterov)
 
     def init_fn(params):
         return HeavyBallState(

@@ -2,6 +2,7 @@ r"""Gradient noise: perturbed gradient descent, used to escape saddle points."""
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -9,8 +10,8 @@ import jax.numpy as jnp
 import optax
 
 from gdjax import _checks
-from gdjax.transforms._common import increment, zero_count
-from gdjax.tree_utils import is_none, tree_global_norm
+from gdjax.transforms._common import check_params, increment, zero_count
+from gdjax.tree_utils import tree_global_norm
 
 
 class AddNoiseState(NamedTuple):
@@ -28,19 +29,22 @@ class AddNoiseState(NamedTuple):
 
 
 def add_noise(
-    eta: float | jax.Array = 0.01,
-    gamma: float | jax.Array = 0.55,
-    key: int | jax.Array = 0,
+    eta: float | jax.Array,
+    gamma: float | jax.Array,
+    key: int | jax.Array | None = None,
     *,
+    seed: int | None = None,
     below_norm: float | jax.Array | None = None,
 ) -> optax.GradientTransformation:
     r"""Add annealed Gaussian noise to the gradient (Neelakantan et al., 2015).
 
     $$
-    g_t \leftarrow g_t + \mathcal{N}(0, \sigma_t^2), \qquad
+    g_t \leftarrow g_t + \sigma_t\,\xi_t, \quad \xi_t \sim \mathcal{N}(0, I), \qquad
+    \sigma_t^2 = \frac{\eta}{(1 + t)^{\gamma}}, \quad t = 0, 1, \dots
     $$
 
-               \sigma_t^2 = \frac{\eta}{(1 + t)^{\gamma}}
+    The noise is drawn exactly as ``optax.add_noise`` draws it (same key, same stream), so
+    for the same ``key`` the two add identical noise to float32 gradients.
 
     With ``below_norm=r`` noise is added only at steps where $\lVert g_t \rVert < r$:
     perturbed gradient descent (Jin et al., 2017), which kicks the iterate off a saddle point
@@ -49,13 +53,26 @@ def add_noise(
     Args:
         eta: $\eta \ge 0$, the initial variance.
         gamma: $\gamma \ge 0$, the annealing exponent.
-        key: a PRNG key or an integer seed.
+        key: a PRNG key (also a traced one) or an integer seed; ``None`` means seed 0.
+        seed: optax's older spelling of an integer ``key`` (deprecated there and here); give
+            ``key`` or ``seed``, not both.
         below_norm: optional gradient-norm threshold for perturbed gradient descent.
     """
     _checks.non_negative("eta", eta)
     _checks.non_negative("gamma", gamma)
     if below_norm is not None:
         _checks.non_negative("below_norm", below_norm)
+    if seed is not None:
+        warnings.warn(
+            'add_noise: "seed" is deprecated (as in optax); use "key"',
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if key is not None:
+            raise ValueError("add_noise: give key or seed, not both")
+        key = seed
+    if key is None:
+        key = 0
     if not isinstance(key, (int, jax.Array)) or isinstance(key, bool):
         raise TypeError(f"key must be an int seed or a jax.random key; got {key!r}")
 
@@ -65,20 +82,15 @@ def add_noise(
         return AddNoiseState(zero_count(), rng, jnp.zeros([], jnp.float32))
 
     def update_fn(updates, state, params=None):
-        del params
+        check_params(updates, params)
         count = increment(state.count)
-        std = jnp.sqrt(eta / count.astype(jnp.float32) ** gamma)
+        std = jnp.sqrt(eta / count.astype(jnp.float32) ** gamma).astype(jnp.float32)
         if below_norm is not None:
             std = jnp.where(tree_global_norm(updates) < below_norm, std, 0.0)
         rng, sample_key = jax.random.split(state.rng_key)
-        leaves, treedef = jax.tree.flatten(updates, is_leaf=is_none)
-        keys = jax.random.split(sample_key, max(len(leaves), 1))
-        noisy = [
-            None
-            if g is None
-            else (g + std * jax.random.normal(k, g.shape, jnp.float32)).astype(g.dtype)
-            for g, k in zip(leaves, keys, strict=False)
-        ]
-        return treedef.unflatten(noisy), AddNoiseState(count, rng, std.astype(jnp.float32))
+        # optax's sampler (one key per leaf, None leaves skipped), in float32.
+        noise = optax.tree.random_like(sample_key, updates, jax.random.normal, jnp.float32)
+        noisy = jax.tree.map(lambda g, n: (g + std * n).astype(g.dtype), updates, noise)
+        return noisy, AddNoiseState(count, rng, std)
 
     return optax.GradientTransformation(init_fn, update_fn)

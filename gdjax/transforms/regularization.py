@@ -29,11 +29,43 @@ from gdjax.tree_utils import is_none
 Mask = Any | Callable[[Any], Any] | None
 
 
-class RegularizationState(NamedTuple):
-    """State of the regularizers: the step count and the strength used at the latest step."""
+class AddDecayedWeightsState(NamedTuple):
+    r"""State of `add_decayed_weights`.
+
+    Attributes:
+        count: number of updates applied.
+        weight_decay: $\lambda$ used by the latest update (read it with
+            ``get_hyperparam(state, "weight_decay")``).
+    """
 
     count: jax.Array
-    strength: jax.Array
+    weight_decay: jax.Array
+
+
+class L2RegularizationState(NamedTuple):
+    r"""State of `add_l2_regularization`.
+
+    Attributes:
+        count: number of updates applied.
+        l2_strength: the ``strength`` $\lambda$ used by the latest update (read it with
+            ``get_hyperparam(state, "l2_strength")``).
+    """
+
+    count: jax.Array
+    l2_strength: jax.Array
+
+
+class L1RegularizationState(NamedTuple):
+    r"""State of `add_l1_regularization`.
+
+    Attributes:
+        count: number of updates applied.
+        l1_strength: the ``strength`` $\lambda$ used by the latest update (read it with
+            ``get_hyperparam(state, "l1_strength")``).
+    """
+
+    count: jax.Array
+    l1_strength: jax.Array
 
 
 def _resolve_mask(mask: Mask, params: Any) -> Any:
@@ -47,12 +79,14 @@ def _add_penalty(
     strength: ScalarOrSchedule,
     mask: Mask,
     penalty_grad: Callable[[jax.Array], jax.Array],
+    state_type: type,
 ) -> optax.GradientTransformation:
+    """``u + lambda_t * mask * penalty_grad(params)``; ``lambda_t`` recorded in ``state_type``."""
     _checks.non_negative(name, strength, schedule_ok=True)
 
     def init_fn(params):
         del params
-        return RegularizationState(zero_count(), as_state_value(resolve(strength, 0)))
+        return state_type(zero_count(), as_state_value(resolve(strength, 0)))
 
     def update_fn(updates, state, params=None):
         if params is None:
@@ -78,7 +112,7 @@ def _add_penalty(
                 continue
             coef = lam if m is True else jnp.where(m, lam, 0.0)
             out.append((g + coef * penalty_grad(p)).astype(g.dtype))
-        new_state = RegularizationState(increment(state.count), as_state_value(lam))
+        new_state = state_type(increment(state.count), as_state_value(lam))
         return treedef.unflatten(out), new_state
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -90,10 +124,11 @@ def add_decayed_weights(
     r"""Decoupled weight decay: $u \leftarrow u + \lambda_t\,\theta$ (as in AdamW).
 
     Args:
-        weight_decay: $\lambda \ge 0$: a number, array or schedule.
+        weight_decay: $\lambda \ge 0$: a number, array or schedule; the value used is
+            recorded in the state as ``weight_decay``.
         mask: which parameters decay (see the module docstring).
     """
-    return _add_penalty("weight_decay", weight_decay, mask, lambda p: p)
+    return _add_penalty("weight_decay", weight_decay, mask, lambda p: p, AddDecayedWeightsState)
 
 
 def add_l2_regularization(
@@ -103,10 +138,11 @@ def add_l2_regularization(
     i.e. $g \leftarrow g + \lambda\theta$. Put it first in a chain.
 
     Args:
-        strength: $\lambda \ge 0$: a number, array or schedule.
+        strength: $\lambda \ge 0$: a number, array or schedule; the value used is recorded in
+            the state as ``l2_strength``.
         mask: which parameters are penalized.
     """
-    return _add_penalty("strength", strength, mask, lambda p: p)
+    return _add_penalty("strength", strength, mask, lambda p: p, L2RegularizationState)
 
 
 def add_l1_regularization(
@@ -117,7 +153,8 @@ def add_l1_regularization(
     Put it first in a chain.
 
     Args:
-        strength: $\lambda \ge 0$: a number, array or schedule.
+        strength: $\lambda \ge 0$: a number, array or schedule; the value used is recorded in
+            the state as ``l1_strength``.
         mask: which parameters are penalized.
     """
-    return _add_penalty("strength", strength, mask, jnp.sign)
+    return _add_penalty("strength", strength, mask, jnp.sign, L1RegularizationState)

@@ -9,7 +9,7 @@ import optax
 
 from gdjax import _checks
 from gdjax.base import ScalarOrSchedule, Schedule, as_state_value, resolve
-from gdjax.transforms._common import increment, scale_tree, zero_count
+from gdjax.transforms._common import check_params, increment, scale_tree, zero_count
 
 
 def scale(step_size: float | jax.Array) -> optax.GradientTransformation:
@@ -32,7 +32,7 @@ def scale(step_size: float | jax.Array) -> optax.GradientTransformation:
         return optax.EmptyState()
 
     def update_fn(updates, state, params=None):
-        del params
+        check_params(updates, params)
         return scale_tree(step_size, updates), state
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -67,15 +67,17 @@ def scale_by_schedule(step_size_fn: Schedule) -> optax.GradientTransformation:
 
 
 def scale_by_learning_rate(
-    learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
+    learning_rate: ScalarOrSchedule | None = None, *, flip_sign: bool = True
 ) -> optax.GradientTransformation:
     r"""Scale by the learning rate: $u \leftarrow -\alpha_t\,u$ (gradient *descent*).
 
     Args:
         learning_rate: $\alpha$, a non-negative number, a JAX array (traced values are
             fine: ``jax.vmap`` over learning rates needs no wrapper) or a schedule
-            ``step -> value``. The value used is recorded in the state.
-        flip_sign: multiply by $-\alpha$ (the default, descent) or by $+\alpha$.
+            ``step -> value``. The value used is recorded in the state. ``None`` (optax's
+            default) means no scaling: the identity transformation.
+        flip_sign: multiply by $-\alpha$ (the default, descent) or by $+\alpha$; a Python
+            bool.
 
     Examples:
         >>> import jax.numpy as jnp, gdjax
@@ -84,6 +86,9 @@ def scale_by_learning_rate(
         >>> u["w"].tolist(), float(s.learning_rate)
         ([-0.10000000149011612, -0.10000000149011612], 0.10000000149011612)
     """
+    _checks.static_bool("flip_sign", flip_sign)
+    if learning_rate is None:
+        return optax.identity()
     _checks.non_negative("learning_rate", learning_rate, schedule_ok=True)
     return _scale_by(learning_rate, sign=-1.0 if flip_sign else 1.0)
 
@@ -94,7 +99,7 @@ def _scale_by(learning_rate: ScalarOrSchedule, sign: float) -> optax.GradientTra
         return ScaleByScheduleState(zero_count(), as_state_value(resolve(learning_rate, 0)))
 
     def update_fn(updates, state, params=None):
-        del params
+        check_params(updates, params)
         lr = resolve(learning_rate, state.count)
         updates = scale_tree(sign * lr, updates)
         return updates, ScaleByScheduleState(increment(state.count), as_state_value(lr))

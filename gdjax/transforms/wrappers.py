@@ -9,7 +9,13 @@ import jax
 import optax
 
 from gdjax import _checks
-from gdjax.transforms._common import check_updates, increment, zero_count
+from gdjax.transforms._common import (
+    check_inner,
+    check_params,
+    check_updates,
+    increment,
+    zero_count,
+)
 from gdjax.tree_utils import is_none, tree_zeros_like
 
 
@@ -27,7 +33,10 @@ def _select(tree: Any, mask_tree: Any) -> Any:
 
 
 def masked(
-    inner: optax.GradientTransformation, mask: Any | Callable[[Any], Any]
+    inner: optax.GradientTransformation,
+    mask: Any | Callable[[Any], Any],
+    *,
+    mask_compatible_extra_args: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     """Apply ``inner`` only to the leaves where ``mask`` is ``True``; pass the rest through.
 
@@ -35,7 +44,10 @@ def masked(
         inner: the transformation to restrict.
         mask: a pytree of Python booleans with the parameters' structure, or a function
             ``params -> such a pytree`` (e.g. ``lambda p: jax.tree.map(lambda x: x.ndim > 1, p)``
-            to select weight matrices and leave biases out).
+            to select weight matrices and leave biases out). Static: it decides which leaves
+            the inner state is built for.
+        mask_compatible_extra_args: also mask those extra keyword arguments of ``update``
+            that have the gradients' tree structure (as optax does); a Python bool.
 
     Examples:
         >>> import jax, jax.numpy as jnp, gdjax
@@ -45,6 +57,8 @@ def masked(
         >>> float(u["w"].sum()), float(u["b"].sum())
         (0.0, 2.0)
     """
+    check_inner("inner", inner)
+    _checks.static_bool("mask_compatible_extra_args", mask_compatible_extra_args)
     inner = optax.with_extra_args_support(inner)
 
     def mask_for(params: Any) -> Any:
@@ -59,8 +73,17 @@ def masked(
         return MaskedState(inner.init(_select(params, mask_for(params))))
 
     def update_fn(updates, state, params=None, **extra_args):
+        check_params(updates, params)
         mask_tree = mask_for(updates if params is None else params)
         sub_params = None if params is None else _select(params, mask_tree)
+        if mask_compatible_extra_args:
+            structure = jax.tree.structure(updates, is_leaf=is_none)
+            extra_args = {
+                k: _select(v, mask_tree)
+                if jax.tree.structure(v, is_leaf=is_none) == structure
+                else v
+                for k, v in extra_args.items()
+            }
         new_sub, inner_state = inner.update(
             _select(updates, mask_tree), state.inner_state, sub_params, **extra_args
         )
@@ -103,7 +126,7 @@ class AccumulateState(NamedTuple):
 
 
 def accumulate_gradients(
-    inner: optax.GradientTransformation, every_k: int
+    inner: optax.GradientTransformation, every_k: int | jax.Array
 ) -> optax.GradientTransformationExtraArgs:
     r"""Average gradients over ``every_k`` calls and apply ``inner`` once per group.
 
@@ -112,15 +135,19 @@ def accumulate_gradients(
 
     $$
     \bar g = \frac{1}{k}\sum_{j=1}^{k} g_j, \qquad
+    u = \text{inner}(\bar g) \text{ every } k \text{ steps, else } 0
     $$
 
-               u = \text{inner}(\bar g) \text{ every } k \text{ steps, else } 0
+    The same as ``optax.MultiSteps(inner, every_k_schedule=k).gradient_transformation()``
+    for an int ``k``.
 
     Args:
         inner: the optimizer applied to the averaged gradient.
-        every_k: the group size $k \ge 1$.
+        every_k: the group size $k \ge 1$: an int or an integer JAX array, also a traced one
+            (no shape depends on it).
     """
-    _checks.positive_int("every_k", every_k)
+    check_inner("inner", inner)
+    _checks.count("every_k", every_k, minimum=1)
     inner = optax.with_extra_args_support(inner)
 
     def init_fn(params):
