@@ -60,6 +60,72 @@ def test_vmap_over_a_hyperparameter_equals_separate_runs(name):
     assert not np.allclose(leaf[0], leaf[-1])
 
 
+# More hyperparameters, on a small tree (a dict holding a list) and a short run to keep the
+# compile time down: the vmapped run and the three unbatched ones are each one program.
+SMALL_STEPS = 12
+SMALL = {
+    "nesterov beta": (lambda v: gdjax.nesterov(1e-2, beta=v), [0.1, 0.5, 0.9]),
+    "adagrad initial_accumulator_value": (
+        lambda v: gdjax.adagrad(0.1, initial_accumulator_value=v),
+        [0.01, 0.1, 1.0],
+    ),
+    "nadam b1": (lambda v: gdjax.nadam(1e-2, b1=v), [0.0, 0.5, 0.9]),
+    "amsgrad b2": (lambda v: gdjax.amsgrad(1e-2, b2=v), [0.5, 0.9, 0.999]),
+    "adadelta rho": (lambda v: gdjax.adadelta(1.0, rho=v), [0.5, 0.9, 0.99]),
+    "adamax b2": (lambda v: gdjax.adamax(1e-2, b2=v), [0.0, 0.5, 0.999]),
+    "adam b2": (lambda v: gdjax.adam(1e-2, b2=v), [0.5, 0.9, 0.999]),
+    "adam eps": (lambda v: gdjax.adam(1e-2, eps=v), [1e-8, 0.1, 1.0]),
+    "clip max_delta": (lambda v: gdjax.chain(gdjax.clip(v), gdjax.sgd(0.1)), [0.1, 0.5, 2.0]),
+    "clip_by_norm max_norm": (
+        lambda v: gdjax.chain(gdjax.clip_by_norm(v), gdjax.sgd(0.1)),
+        [0.1, 0.5, 5.0],
+    ),
+    "clip_by_global_norm max_norm": (
+        lambda v: gdjax.chain(gdjax.clip_by_global_norm(v), gdjax.sgd(0.1)),
+        [0.1, 0.5, 5.0],
+    ),
+    "add_noise eta": (
+        lambda v: gdjax.chain(gdjax.add_noise(v, 0.55, key=0), gdjax.sgd(0.1)),
+        [0.0, 0.01, 0.5],
+    ),
+    # Integer hyperparameters: no shape depends on them, so they may be traced too.
+    "accumulate_gradients every_k": (
+        lambda k: gdjax.accumulate_gradients(gdjax.sgd(0.1, 0.5), every_k=k),
+        [1, 2, 5],
+    ),
+    "apply_if_finite max_consecutive_errors": (
+        lambda k: gdjax.apply_if_finite(gdjax.chain(gdjax.clip(1.0), gdjax.sgd(0.1)), k),
+        [0, 2, 100],
+    ),
+}
+
+
+def _small_problem():
+    params = {"w": jnp.ones((2, 3)), "layers": [jnp.zeros(3)]}
+    grads = gradient_stream(jax.random.PRNGKey(2), params, SMALL_STEPS)
+    # Two runs of infinite gradients (lengths 1 and 3), for apply_if_finite.
+    grads["w"] = grads["w"].at[[2, 6, 7, 8], 0, 0].set(jnp.inf)
+    return params, grads
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_vmap_over_more_hyperparameters_equals_separate_runs(name):
+    make_opt, values = SMALL[name]
+    params, grads = _small_problem()
+    dtype = jnp.int32 if isinstance(values[0], int) else jnp.float32
+    if not name.startswith("apply_if_finite"):
+        grads["w"] = jnp.nan_to_num(grads["w"], posinf=3.0)
+    array = jnp.asarray(values, dtype)
+    batched = jax.jit(jax.vmap(lambda v: trajectory(make_opt, v, params, grads)))(array)
+    # One program, one run per value, each value a Python number (not traced).
+    alone = jax.jit(lambda: [trajectory(make_opt, v, params, grads) for v in values])()
+    for i, want in enumerate(alone):
+        assert_trees_close(jax.tree.map(lambda x, i=i: x[i], batched), want)
+    leaf = batched["w"]
+    assert np.all(np.isfinite(leaf))
+    assert not np.allclose(leaf[0], leaf[-1])  # the hyperparameter was not ignored
+
+
 def test_changing_an_array_learning_rate_does_not_recompile():
     params = {"w": jnp.ones(3)}
     traces = []

@@ -95,3 +95,120 @@ def test_schedule_values_may_be_traced():
     peaks = jnp.array([0.1, 0.2, 0.4])
     values = jax.jit(jax.vmap(lambda p: S.cosine_decay_schedule(p, 10)(5)))(peaks)
     np.testing.assert_allclose(values, peaks * 0.5, rtol=1e-6)
+
+
+def _piecewise(init_value=1.0, scale=0.1):
+    return S.piecewise_constant_schedule(init_value, {10: scale, 25: 0.5})
+
+
+def _join(boundary=15, value=1.0):
+    return S.join_schedules(
+        [S.constant_schedule(value), S.linear_schedule(value, 0.0, 20)], [boundary]
+    )
+
+
+# schedule -> (factory, base arguments, {argument: values to vmap over}). Floats are values,
+# ints are step counts (vmapped as int32 arrays).
+VMAPPED = {
+    "constant_schedule": (S.constant_schedule, {"value": 0.3}, {"value": [0.1, 0.5, 2.0]}),
+    "linear_schedule": (
+        S.linear_schedule,
+        {"init_value": 1.0, "end_value": 0.1, "transition_steps": 20, "transition_begin": 5},
+        {
+            "init_value": [0.5, 1.0, 2.0],
+            "end_value": [0.0, 0.1, 3.0],
+            "transition_steps": [5, 20, 30],
+            "transition_begin": [0, 5, 10],
+        },
+    ),
+    "polynomial_schedule": (
+        S.polynomial_schedule,
+        {"init_value": 1.0, "end_value": 0.01, "power": 2.0, "transition_steps": 30},
+        {
+            "init_value": [0.5, 1.0, 2.0],
+            "end_value": [0.0, 0.1, 0.3],
+            "power": [0.5, 1.0, 3.0],
+            "transition_steps": [10, 20, 40],
+            "transition_begin": [0, 4, 9],
+        },
+    ),
+    "exponential_decay": (
+        S.exponential_decay,
+        {"init_value": 1.0, "transition_steps": 10, "decay_rate": 0.8, "end_value": 0.2},
+        {
+            "init_value": [0.5, 1.0, 2.0],
+            "decay_rate": [0.5, 0.9, 1.5],
+            "end_value": [0.05, 0.2, 0.6],
+            "transition_steps": [3, 10, 25],
+            "transition_begin": [0, 5, 12],
+        },
+    ),
+    "step_decay": (
+        S.step_decay,
+        {"init_value": 1.0, "step_size": 10},
+        {"init_value": [0.5, 1.0, 2.0], "factor": [0.1, 0.5, 0.9], "step_size": [3, 10, 25]},
+    ),
+    "inverse_time_decay": (
+        S.inverse_time_decay,
+        {"init_value": 1.0, "decay_rate": 0.5, "decay_steps": 10},
+        {"init_value": [0.5, 1.0, 2.0], "decay_rate": [0.0, 0.5, 2.0], "decay_steps": [1, 10, 30]},
+    ),
+    "cosine_decay_schedule": (
+        S.cosine_decay_schedule,
+        {"init_value": 1.0, "decay_steps": 40, "alpha": 0.1},
+        {
+            "init_value": [0.5, 1.0, 2.0],
+            "alpha": [0.0, 0.1, 0.5],
+            "exponent": [0.5, 1.0, 2.0],
+            "decay_steps": [10, 40, 60],
+        },
+    ),
+    "warmup_cosine_decay_schedule": (
+        S.warmup_cosine_decay_schedule,
+        {"init_value": 0.0, "peak_value": 1.0, "warmup_steps": 10, "decay_steps": 50},
+        {
+            "init_value": [0.0, 0.1, 0.5],
+            "peak_value": [0.0, 0.5, 2.0],  # 0: optax's alpha = 0 branch, now traced
+            "end_value": [0.0, 0.1, 0.4],
+            "exponent": [0.5, 1.0, 2.0],
+            "warmup_steps": [1, 10, 20],
+            "decay_steps": [30, 50, 60],
+        },
+    ),
+    "piecewise_constant_schedule": (
+        _piecewise,
+        {},
+        {"init_value": [0.5, 1.0, 2.0], "scale": [0.0, 0.1, 2.0]},
+    ),
+    "one_cycle_schedule": (
+        S.one_cycle_schedule,
+        {"transition_steps": 50, "peak_value": 1.0},
+        {
+            "peak_value": [0.5, 1.0, 2.0],
+            "pct_start": [0.1, 0.3, 0.7],
+            "div_factor": [2.0, 25.0, 100.0],
+            "final_div_factor": [2.0, 10.0, 1e4],
+            "transition_steps": [10, 50, 60],
+        },
+    ),
+    "join_schedules": (_join, {}, {"value": [0.5, 1.0, 2.0], "boundary": [5, 15, 40]}),
+}
+
+
+def test_every_schedule_is_vmapped():
+    assert set(VMAPPED) == set(S.__all__)
+
+
+@pytest.mark.parametrize("name", sorted(VMAPPED))
+def test_vmap_over_each_argument_equals_the_unbatched_schedule(name):
+    make, base, sweeps = VMAPPED[name]
+    steps = jnp.arange(60)
+    for arg, values in sweeps.items():
+        dtype = jnp.int32 if isinstance(values[0], int) else jnp.float32
+        batched = jax.vmap(lambda v, arg=arg: make(**{**base, arg: v})(steps))(
+            jnp.asarray(values, dtype)
+        )
+        for member, value in zip(batched, values, strict=True):
+            alone = make(**{**base, arg: value})(steps)  # Python-number arguments
+            np.testing.assert_allclose(member, alone, rtol=1e-5, atol=1e-7, err_msg=arg)
+        assert not np.allclose(batched[0], batched[-1]), f"{arg} was ignored"

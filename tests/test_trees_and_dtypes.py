@@ -59,6 +59,52 @@ def test_none_and_empty_leaves_pass_through(name):
     assert float(new["w"][0]) < 1.0
 
 
+# The transformations that are not optimizers, each followed by a descent step.
+ALL_TRANSFORMS = {
+    "add_noise": lambda: gdjax.chain(gdjax.add_noise(1e-4, 0.55, key=0), gdjax.sgd(1e-2)),
+    "clip_by_norm": lambda: gdjax.chain(gdjax.clip_by_norm(1.0), gdjax.sgd(1e-2)),
+    "accumulate_gradients": lambda: gdjax.accumulate_gradients(gdjax.adam(1e-2), every_k=2),
+    "masked": lambda: gdjax.chain(
+        gdjax.masked(gdjax.scale_by_adam(), lambda p: jax.tree.map(lambda x: x.ndim > 0, p)),
+        gdjax.sgd(1e-2),
+    ),
+    "regularizers": lambda: gdjax.chain(
+        gdjax.add_l1_regularization(1e-3),
+        gdjax.add_l2_regularization(1e-3),
+        gdjax.adamw(1e-2, weight_decay=gdjax.schedules.linear_schedule(1e-2, 0.0, 10)),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_TRANSFORMS))
+def test_transforms_keep_dtypes_and_pass_none_leaves(name):
+    opt = ALL_TRANSFORMS[name]()
+    for dtype in [jnp.bfloat16, jnp.float32]:
+        params = {
+            "w": jnp.ones((2, 3), dtype),
+            "s": jnp.ones((), dtype),
+            "frozen": None,
+            "empty": jnp.zeros((0, 3), dtype),
+        }
+        state = opt.init(params)
+        state_dtypes = [x.dtype for x in jax.tree.leaves(state)]
+
+        @jax.jit
+        def step(params, state):
+            grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
+            updates, state = opt.update(grads, state, params)
+            return gdjax.apply_updates(params, updates), state, updates
+
+        for _ in range(2):  # accumulate_gradients moves every second step
+            params, state, updates = step(params, state)
+        assert params["frozen"] is None and updates["frozen"] is None
+        assert params["empty"].shape == (0, 3)
+        assert all(x.dtype == dtype for x in jax.tree.leaves(params))
+        assert all(x.dtype == dtype for x in jax.tree.leaves(updates))
+        assert [x.dtype for x in jax.tree.leaves(state)] == state_dtypes
+        assert float(params["w"][0, 0]) < 1.0, dtype  # moved downhill
+
+
 def test_gdjax_chain_accepts_optax_parts_and_vice_versa():
     params = {"w": jnp.array([3.0, 4.0])}
     grads = {"w": jnp.array([3.0, 4.0])}

@@ -63,13 +63,13 @@ def add_noise(
     if below_norm is not None:
         _checks.non_negative("below_norm", below_norm)
     if seed is not None:
+        if key is not None:
+            raise ValueError("add_noise: give key or seed, not both")
         warnings.warn(
             'add_noise: "seed" is deprecated (as in optax); use "key"',
             DeprecationWarning,
             stacklevel=2,
         )
-        if key is not None:
-            raise ValueError("add_noise: give key or seed, not both")
         key = seed
     if key is None:
         key = 0
