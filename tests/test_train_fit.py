@@ -232,20 +232,5 @@ def test_record_steps_matches_reference_losses():
     np.testing.assert_allclose(res.history["step_loss"] @ w, res.history["loss"], rtol=1e-5)
 
 
-def test_progress_bar_prints_loss(capsys):
-    fit(
-        _mse,
-        P0,
-        optax.sgd(0.1),
-        _linreg(),
-        batch_size=5,
-        epochs=2,
-        key=jax.random.key(0),
-        progress=True,
-    )
-    err = capsys.readouterr().err
-    assert "loss=" in err and "ex/s" in err and "2/2" in err
-
-
 def test_fit_exported_at_top_level():
     assert gdjax.fit is fit

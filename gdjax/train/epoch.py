@@ -14,7 +14,7 @@ which needs no sort) and step ``i`` of the epoch passes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -346,18 +346,23 @@ def run_chunk(
     return state, stats
 
 
-def chunk_plan(spec: EngineSpec, pos: int, every_steps: int | None) -> list[tuple[int, bool]]:
+def chunk_plan(
+    spec: EngineSpec, pos: int, every_steps: int | Sequence[int | None] | None
+) -> list[tuple[int, bool]]:
     """The ``(num_full, finish)`` chunks that take an epoch from step ``pos`` to its end.
 
-    Chunks break at multiples of ``every_steps`` within the epoch, so a run resumed from a
-    step checkpoint runs exactly the programs an uninterrupted run would.
+    Chunks break at the multiples within the epoch of ``every_steps`` (one period, or several:
+    step checkpoints and progress updates), so a run resumed from a step checkpoint runs exactly
+    the programs an uninterrupted run would. Splitting an epoch does not change its results.
     """
+    periods = every_steps if isinstance(every_steps, Sequence) else (every_steps,)
+    periods = tuple(p for p in periods if p)
     nf = spec.num_full
-    if not every_steps:
+    if not periods:
         return [(nf - pos, True)]
     plan = []
     while pos < nf:
-        nxt = min((pos // every_steps + 1) * every_steps, nf)
+        nxt = min(min((pos // p + 1) * p for p in periods), nf)
         plan.append((nxt - pos, False))
         pos = nxt
     if plan and not spec.remainder:

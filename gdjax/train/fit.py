@@ -25,9 +25,9 @@ from gdjax.train.epoch import (
     TrainState,
     chunk_plan,
     init_state,
-    run_chunk,
 )
-from gdjax.train.progress import Progress
+from gdjax.train.programs import Programs
+from gdjax.train.progress import Progress, running_loss
 from gdjax.train.setup import build_spec
 from gdjax.train.stopping import NONFINITE, REASONS, EarlyStopping, ReduceOnPlateau
 
@@ -62,24 +62,6 @@ class FitResult:
     stop_reason: str | None = None
     best_epoch: int | None = None
     epoch_seconds: np.ndarray | None = None
-
-
-class Programs:
-    """Compiled chunk programs of one run, cached by ``(num_full, finish)``."""
-
-    def __init__(self, spec: EngineSpec, wrap: Callable[[Callable], Callable] | None = None):
-        self.spec = spec
-        self._wrap = wrap
-        self._cache: dict[tuple[int, bool], Callable] = {}
-
-    def __call__(self, num_full: int, finish: bool) -> Callable:
-        """The jitted ``(state, key, hp, data, val_data) -> (state, stats)`` for one chunk."""
-        if (num_full, finish) not in self._cache:
-            fn = functools.partial(run_chunk, self.spec, num_full, finish)
-            if self._wrap is not None:
-                fn = self._wrap(fn)
-            self._cache[(num_full, finish)] = jax.jit(fn, donate_argnums=(0,))
-        return self._cache[(num_full, finish)]
 
 
 def history_arrays(history: dict[str, list]) -> dict[str, np.ndarray]:
@@ -155,6 +137,7 @@ def fit(
     data_axis: str | None = None,
     gather: Literal["step", "epoch"] = "step",
     progress: bool = False,
+    progress_every_steps: int | None = None,
 ) -> FitResult:
     """Train ``params`` to minimise ``loss_fn`` over ``data`` with ``optimizer``.
 
@@ -217,7 +200,14 @@ def fit(
         gather: ``"step"`` gathers each batch from the permutation inside the step (least
             memory, fastest measured on CPU); ``"epoch"`` gathers a chunk's batches at once.
             Results are identical.
-        progress: Show a tqdm progress bar with loss and examples/second.
+        progress: Show a tqdm progress bar over the steps, with the epoch, the training loss
+            so far in the epoch, the last validation loss and examples per second. It is
+            updated between compiled chunks: after every epoch, and within one at each step
+            checkpoint and every ``progress_every_steps`` steps.
+        progress_every_steps: With ``progress``, also update the bar every this many steps
+            within an epoch, by splitting the epoch into compiled chunks as step checkpoints
+            do (one more short program to compile; results are bit-identical). Each update
+            waits for its chunk to finish.
 
     Returns:
         A :class:`FitResult` with ``params``, ``opt_state``, ``model_state`` and ``history``.
@@ -251,8 +241,12 @@ def fit(
         ("keep_checkpoints", keep_checkpoints),
     ):
         v.check_positive_int(value, name)
-    if checkpoint_every_steps is not None:
-        v.check_positive_int(checkpoint_every_steps, "checkpoint_every_steps")
+    for name, value in (
+        ("checkpoint_every_steps", checkpoint_every_steps),
+        ("progress_every_steps", progress_every_steps),
+    ):
+        if value is not None:
+            v.check_positive_int(value, name)
     batch_sharding = None
     if mesh is not None:
         axis = shard_lib.data_axis_of(mesh, data_axis)
@@ -303,28 +297,49 @@ def fit(
         validation_data = jax.device_put(validation_data)
     state = jax.device_put(state)
 
-    programs = Programs(spec)
+    place = None if mesh is None else functools.partial(shard_lib.replicate, mesh=mesh)
+    programs = Programs(spec, place=place)
     epoch0 = int(state.epoch)
-    bar = Progress(progress, epochs, initial=min(epoch0, epochs))
+    splits = (checkpoint_every_steps, progress_every_steps if progress else None)
+    bar = Progress(
+        progress,
+        epochs,
+        spec.steps_per_epoch,
+        initial_steps=epoch0 * spec.steps_per_epoch + int(state.pos),
+    )
     seconds = []
     try:
         stopped = bool(state.stop.stopped)
-        for _ in range(epoch0, epochs):
+        for epoch in range(epoch0 + 1, epochs + 1):
             if stopped:
                 break
             pos = int(state.pos)
             stats = {}
             t0 = time.perf_counter()
-            for num_full, finish in chunk_plan(spec, pos, checkpoint_every_steps):
+            for num_full, finish in chunk_plan(spec, pos, splits):
                 state, stats = programs(num_full, finish)(state, key, None, data, validation_data)
-                if ckpt is not None and not finish:
+                pos += num_full
+                if finish:
+                    continue
+                # chunks also end at progress updates; checkpoints keep their own cadence
+                at_checkpoint = checkpoint_every_steps and (
+                    pos % checkpoint_every_steps == 0 or pos == spec.num_full
+                )
+                if ckpt is not None and at_checkpoint:
                     ckpt.save(int(state.step), state, history)
+                if bar.enabled:
+                    loss = {"loss": running_loss(state.acc)}
+                    bar.update(num_full, num_full * spec.batch_size, epoch, loss)
             stats = jax.device_get(stats)
             seconds.append(time.perf_counter() - t0)
             append_stats(history, stats)
             stopped = bool(stats["stopped"])
-            epoch = int(state.epoch)
-            bar.update(spec.n - pos * spec.batch_size, stats)
+            bar.update(
+                num_full + (spec.remainder > 0),
+                num_full * spec.batch_size + spec.remainder,
+                epoch,
+                {k: stats[k] for k in ("loss", "val_loss") if k in stats},
+            )
             if ckpt is not None and (epoch % checkpoint_every == 0 or epoch == epochs or stopped):
                 ckpt.save(int(state.step), state, history)
     finally:

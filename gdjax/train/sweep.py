@@ -15,10 +15,12 @@ import optax
 
 from gdjax.train.diagnostics import Diagnostics
 from gdjax.train.epoch import CONTROL_KEYS, chunk_plan, init_state
-from gdjax.train.fit import Programs, append_stats
-from gdjax.train.progress import Progress
+from gdjax.train.fit import append_stats
+from gdjax.train.programs import Programs
+from gdjax.train.progress import Progress, running_loss
 from gdjax.train.setup import build_spec
 from gdjax.train.stopping import REASONS, EarlyStopping, ReduceOnPlateau
+from gdjax.train.validate import check_positive_int
 
 
 @dataclass
@@ -127,6 +129,7 @@ def sweep(
     diagnostics: bool | Diagnostics | None = None,
     record_steps: bool = False,
     progress: bool = False,
+    progress_every_steps: int | None = None,
 ) -> SweepResult:
     """Train M configurations in one compiled, vmapped program (one per distinct batch size).
 
@@ -169,7 +172,9 @@ def sweep(
         on_nonfinite: ``"stop"`` (freeze that member) or ``"skip"``.
         diagnostics: See :func:`gdjax.fit`.
         record_steps: See :func:`gdjax.fit` (``step_loss`` padded with NaN across batch sizes).
-        progress: Show a progress bar.
+        progress: Show a progress bar (see :func:`gdjax.fit`; the loss is the members' mean
+            and examples per second count every member's examples).
+        progress_every_steps: See :func:`gdjax.fit`.
 
     Returns:
         A :class:`SweepResult`.
@@ -186,6 +191,8 @@ def sweep(
         >>> res.history["loss"].shape
         (3, 5)
     """
+    if progress_every_steps is not None:
+        check_positive_int(progress_every_steps, "progress_every_steps")
     if on_nonfinite not in ("stop", "skip"):
         raise ValueError(f"on_nonfinite must be 'stop' or 'skip' in a sweep, got {on_nonfinite!r}")
     hparams = dict(hparams or {})
@@ -266,6 +273,7 @@ def sweep(
                     validation_data,
                     epochs,
                     progress,
+                    progress_every_steps,
                 ),
             )
         )
@@ -273,7 +281,19 @@ def sweep(
 
 
 def _run_group(
-    spec, aux_keys, init_fn, params, model_state, keys, shared_key, hp, data, val, epochs, progress
+    spec,
+    aux_keys,
+    init_fn,
+    params,
+    model_state,
+    keys,
+    shared_key,
+    hp,
+    data,
+    val,
+    epochs,
+    progress,
+    progress_every_steps,
 ):
     key_axis = None if shared_key else 0
 
@@ -299,19 +319,30 @@ def _run_group(
     programs = Programs(spec, wrap)
     data, val = jax.device_put(data), jax.device_put(val)
     history: dict[str, list] = {}
-    bar = Progress(progress, epochs, desc="sweep")
+    members = len(jax.tree.leaves(hp)[0]) if hp else len(keys)
+    bar = Progress(bool(progress), epochs, spec.steps_per_epoch, desc="sweep")
     seconds = []
     try:
         for epoch in range(epochs):
             stats = {}
             t0 = time.perf_counter()
-            clock = (jnp.asarray(epoch, jnp.int32), jnp.zeros((), jnp.int32))
-            for num_full, finish in chunk_plan(spec, 0, None):
+            pos = 0
+            for num_full, finish in chunk_plan(spec, 0, progress_every_steps if progress else None):
+                clock = (jnp.asarray(epoch, jnp.int32), jnp.asarray(pos, jnp.int32))
                 state, stats = programs(num_full, finish)(state, keys, hp, data, val, clock)
+                pos += num_full
+                if not finish and bar.enabled:
+                    loss = {"loss": running_loss(state.acc)}
+                    bar.update(num_full, members * num_full * spec.batch_size, epoch + 1, loss)
             stats = jax.device_get(stats)
             seconds.append(time.perf_counter() - t0)
             append_stats(history, stats)
-            bar.update(spec.n * len(stats["stopped"]), stats_mean(stats))
+            bar.update(
+                num_full + (spec.remainder > 0),
+                members * (num_full * spec.batch_size + spec.remainder),
+                epoch + 1,
+                stats_mean(stats),
+            )
             if bool(np.all(stats["stopped"])):
                 break
     finally:
