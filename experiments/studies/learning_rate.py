@@ -7,12 +7,14 @@ wide grid of rates — every (optimizer, rate) pair in one vmapped program per e
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import images
-from experiments._report import figure, fmt, pct, table
+from experiments._report import claims_table, figure, fmt, pct, table
 from experiments._train import accuracy, either, softmax_xent, train_sweep
 
 DOC = {
@@ -133,6 +135,7 @@ def run(ctx: Context) -> StudyResult:
         + f". Adam overshoots too: its best rate here is {best_adam:g} (final loss "
         f"{fmt(adam_final[best_adam])}), and at lr 0.5 it ends at {fmt(adam_final[0.5])}."
     )
+    page_claims = claims_table(lr_claims(runs, data.name, d, epochs))
     page = f"""
 Softmax regression (one dense layer, {d}→10, zero init), mini-batches of {batch}, {epochs}
 epochs; "loss" is the mean training cross-entropy over the epoch's steps (the usual per-epoch
@@ -163,6 +166,15 @@ Adam side by side via a traced switch); compile {res.compile_seconds:.1f} s, the
 ## Reading
 
 {reading}
+
+## The document's qualitative claims, against this run
+
+From the "Hyperparameter | Effect" table (learning-rate row; the batch-size row is on
+[gd_variants](gd_variants.md) and [batch_size](batch_size.md)) and the "Advantages / Disadvantages
+of Gradient Descent" table; each verdict is computed from the SGD grid above (final = epoch
+{epochs} training loss).
+
+{page_claims}
 """
     numbers = {
         "epochs": epochs,
@@ -177,6 +189,75 @@ Adam side by side via a traced switch); compile {res.compile_seconds:.1f} s, the
         f"@0.005, {fmt(sgd_final[0.001], 2)} @0.001 (document epoch 10: 0.04 / 0.03 / 0.01)"
     )
     return StudyResult(numbers, page, {"curves": fig}, headline, data.description)
+
+
+def lr_claims(runs: dict, data_name: str, dim: int, epochs: int) -> list[tuple]:
+    """The document's learning-rate and gradient-descent claims, each judged on the SGD grid."""
+    final = {r: runs[f"SGD lr={r:g}"]["epoch_train_loss"][-1] for r in SGD_RATES}
+    ok = {r: v for r, v in final.items() if np.isfinite(v)}
+    best = min(ok, key=ok.get)
+    below = [r for r in SGD_RATES if r <= best]
+    above = [r for r in SGD_RATES if r > best]
+    faster = all(final[a] > final[b] for a, b in itertools.pairwise(below))
+    worse_above = [r for r in above if not np.isfinite(final[r]) or final[r] > 1.05 * final[best]]
+    low = min(SGD_RATES)
+    diverged = [r for r in SGD_RATES if not np.isfinite(final[r])]
+    worst = max(ok.values())
+    acc = max(v["test_accuracy"] for v in runs.values())
+
+    def spread(r: float) -> float:
+        return runs[f"SGD lr={r:g}"]["step_loss_std_last_epoch"]
+
+    return [
+        (
+            "Learning rate — high value: faster convergence",
+            f"from {low:g} up to the best rate {best:g}, every higher rate ends lower: "
+            + ", ".join(f"{r:g} → {fmt(final[r])}" for r in below),
+            faster,
+        ),
+        (
+            "Learning rate — high value: risk of overshooting the optimal solution",
+            (
+                f"above {best:g}: "
+                + ", ".join(f"{r:g} → {fmt(final[r])}" for r in above)
+                + f" (per-step loss spread in the last epoch {fmt(spread(max(SGD_RATES)))} at "
+                f"{max(SGD_RATES):g} vs {fmt(spread(best))} at {best:g})"
+            )
+            if above
+            else f"the best rate is the grid's largest ({best:g}); no overshoot seen",
+            bool(worse_above),
+        ),
+        (
+            "Learning rate — low value: slow convergence",
+            f"lr {low:g} ends at {fmt(final[low])} after {epochs} epochs vs {fmt(final[best])} at "
+            f"{best:g}",
+            final[low] > 1.2 * final[best],
+        ),
+        (
+            "GD advantage — efficient optimization algorithm for training neural networks",
+            "no non-gradient method was timed on this problem, so efficiency is not compared",
+            None,
+        ),
+        (
+            "GD advantage — can handle high-dimensional data",
+            f"{dim}-dimensional {data_name} inputs ({10 * dim + 10:,} parameters): best test "
+            f"accuracy {pct(acc)} vs 10% for guessing",
+            acc > 0.3,
+        ),
+        (
+            "GD disadvantage — may converge to suboptimal solutions if hyperparameters are not "
+            "properly tuned",
+            f"same model, data and epochs: final loss {fmt(final[best])} at the best rate, "
+            f"{fmt(worst)} at the worst finite one"
+            + (f"; diverged at {', '.join(f'{r:g}' for r in diverged)}" if diverged else ""),
+            bool(diverged) or worst > 1.5 * final[best],
+        ),
+        (
+            "GD disadvantage — may suffer from the vanishing gradient problem in deep networks",
+            "a single-layer network cannot show it; measured in [activations](activations.md)",
+            None,
+        ),
+    ]
 
 
 def jax_key(seed: int):
