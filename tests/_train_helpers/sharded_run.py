@@ -12,8 +12,19 @@ import optax
 
 import gdjax
 
+SEEN = []  # (rows, rows per shard, devices) of every batch the compiled programs see
+
+
+def _record(rows):
+    def callback(sharding):
+        SEEN.append((rows, sharding.shard_shape((rows, 6))[0], len(sharding.device_set)))
+
+    return callback
+
 
 def loss_fn(p, batch):
+    # reports, when the program is compiled, how XLA lays out the batch inside the step
+    jax.debug.inspect_array_sharding(batch[0], callback=_record(batch[0].shape[0]))
     logits = batch[0] @ p["w"] + p["b"]
     return optax.softmax_cross_entropy_with_integer_labels(logits, batch[1]).mean()
 
@@ -42,13 +53,20 @@ def main(out: str) -> None:
     )
     mesh = jax.make_mesh((4,), ("data",))
     sharded = gdjax.fit(loss_fn, params, optax.adam(0.05), (x, y), mesh=mesh, **kw)
+    seen_explicit = sorted(set(SEEN))
+    SEEN.clear()
     auto = jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
     sharded_auto = gdjax.fit(loss_fn, params, optax.adam(0.05), (x, y), mesh=auto, **kw)
+    seen_auto = sorted(set(SEEN))
+    SEEN.clear()
     single = gdjax.fit(loss_fn, params, optax.adam(0.05), (x, y), **kw)
     n_dev = len(sharded.params["w"].sharding.device_set)
     np.savez(
         out,
         n_dev=n_dev,
+        seen_explicit=np.array(seen_explicit),
+        seen_auto=np.array(seen_auto),
+        seen_single=np.array(sorted(set(SEEN))),
         **{f"s_{k}": np.asarray(v) for k, v in sharded.params.items()},
         **{f"a_{k}": np.asarray(v) for k, v in sharded_auto.params.items()},
         **{f"1_{k}": np.asarray(v) for k, v in single.params.items()},
