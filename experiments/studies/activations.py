@@ -15,7 +15,7 @@ import numpy as np
 import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import sentiment
-from experiments._report import figure, pct, table
+from experiments._report import claims_table, figure, pct, table
 from gdjax.models import MLP
 
 SOURCE = "gradient-descent-for-neural-networks.md, 'Training Accuracy for Different Activation Functions'"
@@ -32,6 +32,27 @@ def read_vanishing(sig: dict, vanishing: bool) -> str:
             "descent in deep networks."
         )
     return "Sigmoid's first-layer gradient is not dramatically smaller than the others' here."
+
+
+def vanishing_claims(runs: dict, vanishing: bool, depth: int) -> list[tuple]:
+    """'May suffer from vanishing gradients' (document 1) and 'use ReLU against it' (guide)."""
+    ratio = {a: r["first_to_last_layer_ratio_epoch1"] for a, r in runs.items()}
+    listing = ", ".join(f"{a} {ratio[a]:.1e}" for a in runs)
+    return [
+        (
+            "GD disadvantage — may suffer from the vanishing gradient problem in deep networks",
+            f"first / output layer gradient norm in epoch 1, {depth} hidden layers: {listing}",
+            vanishing,
+        ),
+        (
+            "Use ReLU or other activation functions to mitigate vanishing gradients (guide)",
+            f"ReLU's ratio {ratio['relu']:.1e} vs sigmoid's {ratio['sigmoid']:.1e}; train "
+            f"accuracy {pct(runs['relu']['train_accuracy'])} vs "
+            f"{pct(runs['sigmoid']['train_accuracy'])}",
+            ratio["relu"] > 10 * ratio["sigmoid"]
+            and runs["relu"]["train_accuracy"] >= runs["sigmoid"]["train_accuracy"],
+        ),
+    ]
 
 
 def run(ctx: Context) -> StudyResult:
@@ -149,6 +170,10 @@ ReLU, tanh and leaky ReLU reach {
         ", ".join(pct(runs[a]["train_accuracy"]) for a in ("relu", "tanh", "leaky_relu"))
     } training accuracy (document: 95 / 94 / 96%);
 their test accuracies show how much of that is memorisation.
+
+## The documents' claims about vanishing gradients, against this run
+
+{claims_table(vanishing_claims(runs, vanishing, depth))}
 """
     headline = (
         "train acc "
