@@ -50,7 +50,8 @@ class FitResult:
         stop_reason: Why training stopped before ``epochs``, or ``None``.
         best_epoch: Epoch (1-based) of the best monitored value under early stopping, or ``None``.
         epoch_seconds: Wall-clock seconds of each epoch run by this call (the first includes
-            compilation); not part of checkpoints.
+            compilation, unless an earlier call compiled the same program); not part of
+            checkpoints.
     """
 
     params: Any

@@ -39,7 +39,8 @@ class SweepResult:
         epochs_run: Epochs each member completed, shape ``(M,)``.
         stop_reason: Why each member stopped early (``None`` if it ran all epochs).
         epoch_seconds: Wall-clock seconds of each epoch of each batch-size group's program
-            (``{batch_size: array}``; the first epoch includes compilation).
+            (``{batch_size: array}``; the first epoch includes compilation, unless an earlier call
+            compiled the same program).
     """
 
     params: Any
