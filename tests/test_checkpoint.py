@@ -136,8 +136,14 @@ def _unfinished_save(step_dir):
 
 
 @pytest.fixture(scope="module")
-def three_epochs(tmp_path_factory):
-    return _fit(tmp_path_factory.mktemp("ref") / "ckpt", 3)
+def three_epochs_dir(tmp_path_factory):
+    ckpt = tmp_path_factory.mktemp("ref") / "ckpt"
+    return ckpt, _fit(ckpt, 3)
+
+
+@pytest.fixture
+def three_epochs(three_epochs_dir):
+    return three_epochs_dir[1]
 
 
 # orbax's background event loop may report its own shutdown; unrelated to the behaviour tested
@@ -172,3 +178,9 @@ def test_partial_checkpoint_is_skipped_for_the_previous_one(
             warnings.filterwarnings("error", "skipping corrupt", RuntimeWarning)
             again = _fit(ckpt, 2)
         np.testing.assert_array_equal(again.history["loss"], three_epochs.history["loss"][:2])
+
+
+def test_checkpoint_of_a_longer_run_is_refused(three_epochs_dir):
+    ckpt, _ = three_epochs_dir
+    with pytest.raises(ValueError, match="already completed 3 epochs, more than epochs=2"):
+        _fit(ckpt, 2)

@@ -217,6 +217,8 @@ def fit(
         ValueError: Mismatched leading dimensions, ``batch_size`` outside ``[1, N]``,
             ``epochs < 1``, a non-scalar loss, NaN/inf in the data, validation data of another
             layout, or a checkpoint directory holding a run with other shapes.
+            A checkpoint directory whose run already completed more than ``epochs`` epochs is
+            refused too.
         TypeError: Arguments of the wrong type, or a loss that fails on the data's dtypes.
 
     Example:
@@ -291,6 +293,14 @@ def fit(
         restored = ckpt.restore(state)
         if restored is not None:
             state, history = restored
+            done = int(state.epoch)
+            if done > epochs:
+                ckpt.close()
+                raise ValueError(
+                    f"checkpoint_dir {checkpoint_dir} holds a run that already completed {done} "
+                    f"epochs, more than epochs={epochs}; pass epochs >= {done} to continue it "
+                    "(or use another directory)"
+                )
     if mesh is not None:
         state, data, validation_data = shard_lib.replicate((state, data, validation_data), mesh)
     else:
