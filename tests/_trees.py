@@ -46,6 +46,32 @@ def run(opt: optax.GradientTransformation, params: dict, grads: dict) -> tuple[d
     return go(params, grads)
 
 
+def run_pair(
+    ours: optax.GradientTransformation,
+    theirs: optax.GradientTransformation,
+    params: dict,
+    grads: dict,
+) -> tuple[tuple[dict, object], tuple[dict, object]]:
+    """`run` both optimizers in one compiled program (one compile instead of two).
+
+    Returns ``((params, state) of ours, (params, state) of theirs)``.
+    """
+
+    def trajectory(opt, params, grads):
+        def step(carry, g):
+            p, s = carry
+            u, s = opt.update(g, s, p)
+            return (gdjax.apply_updates(p, u), s), None
+
+        return jax.lax.scan(step, (params, opt.init(params)), grads)[0]
+
+    @jax.jit
+    def go(params, grads):
+        return trajectory(ours, params, grads), trajectory(theirs, params, grads)
+
+    return go(params, grads)
+
+
 def assert_trees_close(a, b, rtol: float = 1e-5, atol: float = 1e-6) -> None:
     """Leafwise ``allclose`` with the failing path in the message."""
     import numpy as np

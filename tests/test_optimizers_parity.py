@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import gdjax
-from tests._trees import assert_trees_close, gradient_stream, nested_params, run
+from tests._trees import assert_trees_close, gradient_stream, nested_params, run_pair
 
 STEPS = 120
 
@@ -84,8 +84,7 @@ def test_optimizer_matches_optax(name):
     ours, theirs = OPTIMIZERS[name]
     params, grads = _setup()
     lr = 0.5 if name == "adadelta" else 1e-2
-    got, _ = run(ours(lr), params, grads)
-    want, _ = run(theirs(lr), params, grads)
+    (got, _), (want, _) = run_pair(ours(lr), theirs(lr), params, grads)
     assert_trees_close(got, want)
 
 
@@ -116,8 +115,7 @@ def test_optimizer_matches_optax_under_a_schedule(name):
     params, grads = _setup()
     ours_sched = gdjax.schedules.warmup_cosine_decay_schedule(0.0, 3e-2, 10, STEPS, 1e-3)
     theirs_sched = optax.warmup_cosine_decay_schedule(0.0, 3e-2, 10, STEPS, 1e-3)
-    got, _ = run(ours(ours_sched), params, grads)
-    want, _ = run(theirs(theirs_sched), params, grads)
+    (got, _), (want, _) = run_pair(ours(ours_sched), theirs(theirs_sched), params, grads)
     assert_trees_close(got, want)
 
 
@@ -136,8 +134,7 @@ def test_chain_with_clipping_and_decay_matches_optax():
         optax.add_decayed_weights(1e-3, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p)),
         optax.scale_by_learning_rate(optax.exponential_decay(1e-2, 20, 0.7)),
     )
-    got, _ = run(ours, params, grads)
-    want, _ = run(theirs, params, grads)
+    (got, _), (want, _) = run_pair(ours, theirs, params, grads)
     assert_trees_close(got, want)
 
 
@@ -209,14 +206,11 @@ TRANSFORMS = {
 def test_transformation_matches_optax(name):
     ours, theirs = TRANSFORMS[name]
     params, grads = _setup()
-    # Chain a plain SGD step after the scaling transforms so both produce a descent.
-    tail = (lambda: gdjax.scale(-1e-2)) if name.startswith(("scale_by", "trace", "clip")) else None
-    if tail:
-        got, _ = run(gdjax.chain(ours(), tail()), params, grads)
-        want, _ = run(optax.chain(theirs(), optax.scale(-1e-2)), params, grads)
-    else:
-        got, _ = run(ours(), params, grads)
-        want, _ = run(theirs(), params, grads)
+    pair = ours(), theirs()
+    if name.startswith(("scale_by", "trace", "clip")):
+        # Chain a plain SGD step after the scaling transforms so both produce a descent.
+        pair = gdjax.chain(pair[0], gdjax.scale(-1e-2)), optax.chain(pair[1], optax.scale(-1e-2))
+    (got, _), (want, _) = run_pair(*pair, params, grads)
     assert_trees_close(got, want)
 
 
@@ -234,8 +228,7 @@ def test_apply_if_finite_gives_up_like_optax_after_max_consecutive_errors():
     grads["dense"]["w"] = w
     ours = gdjax.apply_if_finite(gdjax.chain(gdjax.clip(1.0), gdjax.sgd(1e-2, 0.9)), 3)
     theirs = optax.apply_if_finite(optax.chain(optax.clip(1.0), optax.sgd(1e-2, 0.9)), 3)
-    got, got_state = run(ours, params, grads)
-    want, want_state = run(theirs, params, grads)
+    (got, got_state), (want, want_state) = run_pair(ours, theirs, params, grads)
     assert_trees_close(got, want)
     for field in ["notfinite_count", "last_finite", "total_notfinite"]:
         assert int(getattr(got_state, field)) == int(getattr(want_state, field)), field
