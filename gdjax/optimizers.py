@@ -5,7 +5,10 @@ Python number or a JAX array — also a traced one, so ``jax.vmap`` over learnin
 momenta, betas, weight decays) runs independent trajectories in one program — and
 ``learning_rate`` (and ``weight_decay``) also accept a schedule ``step -> value``.
 
-Python-number hyperparameters are validated here, when the optimizer is built.
+Python-number hyperparameters are validated here, when the optimizer is built. The switches
+that select the update rule (``nesterov``, ``centered``, ``eps_in_sqrt``, ``bias_correction``,
+...) and dtypes and masks are static: Python values, not arrays (a traced one raises a
+``TypeError`` naming the argument).
 """
 
 from __future__ import annotations
