@@ -209,3 +209,35 @@ def test_grid_and_errors():
             batch_size=1,
             epochs=1,
         )
+
+
+@pytest.mark.parametrize("policy", ["skip", "stop"])
+def test_a_diverging_member_leaves_the_others_as_fit_alone(policy):
+    # lr 1e30 overflows at the first step; the healthy member must train exactly as alone and
+    # the diverging one follows the non-finite policy (exercises the per-member fallback).
+    x = RNG.normal(size=(12, 3)).astype(np.float32)
+    y = x @ np.array([1.0, -2.0, 0.5], np.float32)
+
+    def loss(w, batch):
+        return jnp.mean((batch[0] @ w - batch[1]) ** 2)
+
+    kw = {"batch_size": 4, "epochs": 3, "on_nonfinite": policy, "record_steps": True}
+    res = gdjax.sweep(
+        loss,
+        jnp.ones(3),
+        lambda hp: optax.sgd(hp["lr"]),
+        (x, y),
+        hparams={"lr": np.array([0.05, 1e30], np.float32)},
+        **kw,
+    )
+    alone = gdjax.fit(loss, jnp.ones(3), optax.sgd(0.05), (x, y), key=jax.random.key(0), **kw)
+    _close(res.member(0)["params"], alone.params)
+    np.testing.assert_allclose(res.history["loss"][0], alone.history["loss"], rtol=1e-6)
+    assert res.stop_reason[0] is None
+    bad = res.member(1)
+    if policy == "skip":  # every later step overflows too: all skipped, params frozen finite
+        assert res.stop_reason[1] is None and res.epochs_run[1] == 3
+        assert np.isfinite(np.asarray(bad["params"])).all()
+        assert bad["history"]["nonfinite_steps"].sum() >= 1
+    else:
+        assert res.stop_reason[1] == "non-finite loss" and res.epochs_run[1] == 1
