@@ -38,3 +38,16 @@ def test_bench_sweep_prints_both_throughputs_and_ratio():
     text = _run("bench_sweep.py", "--epochs", "2", "--members", "3", "--hidden", "8")
     assert "3 learning rates, H=8" in text
     assert re.search(r"throughput ratio: total [0-9.]+x, steady [0-9.]+x", text), text
+
+
+def test_bench_shuffle_prints_both_and_speedup():
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "bench_shuffle.py"), "--sizes", "100", "3000", "--reps", "3"],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = re.findall(r"^\s+(\d+)\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+)x$", out.stdout, re.M)
+    assert [int(r[0]) for r in rows] == [100, 3000], out.stdout

@@ -1,0 +1,43 @@
+"""Milliseconds to draw an epoch's order on the device: gdjax's sort-free shuffle vs
+``jax.random.permutation`` (the anchor), side by side for several data-set sizes.
+
+    python experiments/benchmarks/bench_shuffle.py --sizes 1024 4096 16384 60000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import numpy as np
+
+from gdjax.train.shuffle import permutation
+
+
+def _ms(fn, n: int, reps: int) -> float:
+    """Median milliseconds of a compiled ``fn(key, n)`` over ``reps`` fresh keys."""
+    compiled = jax.jit(fn, static_argnums=1).lower(jax.random.key(0), n).compile()
+    times = []
+    for r in range(reps):
+        key = jax.random.key(r + 1)
+        t = time.perf_counter()
+        compiled(key).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096, 16384, 60000, 1000000])
+    ap.add_argument("--reps", type=int, default=21)
+    args = ap.parse_args()
+    print(f"{'n':>9} {'jax.random.permutation':>23} {'gdjax permutation':>18} {'speed-up':>9}")
+    for n in args.sizes:
+        anchor = _ms(jax.random.permutation, n, args.reps)
+        ours = _ms(permutation, n, args.reps)
+        print(f"{n:>9} {anchor:>20.3f} ms {ours:>15.3f} ms {anchor / ours:>8.1f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
