@@ -153,3 +153,52 @@ def test_programs_that_differ_only_in_constants_or_callbacks_are_not_shared():
     mse0 = np.mean((Y - 0.0) ** 2)
     np.testing.assert_allclose(results[0].history["loss"], [mse0 + 1.0], rtol=1e-6)
     np.testing.assert_allclose(results[1].history["loss"], [mse0 + 2.0], rtol=1e-6)
+
+
+class _FakeClock:
+    """Stands in for ``time``: ``perf_counter`` advances 1 per reading, ``jump`` adds more."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1.0
+        return self.now
+
+    def jump(self, seconds):
+        self.now += seconds
+
+
+@pytest.mark.parametrize("engine", ["fit", "sweep"])
+def test_epoch_seconds_leave_out_the_tracing_of_the_programs(monkeypatch, engine):
+    # Tracing and finding a compiled program happen before the first epoch's clock starts, so a
+    # call that reuses a compiled program has an ordinary first epoch. A fake clock makes the
+    # (otherwise wall-time) check exact: building a program "takes" 1000 s.
+    import importlib
+
+    fit_module = importlib.import_module("gdjax.train.fit")
+    sweep_module = importlib.import_module("gdjax.train.sweep")
+    clock = _FakeClock()
+    monkeypatch.setattr(fit_module, "time", clock)
+    monkeypatch.setattr(sweep_module, "time", clock)
+    build = programs.Program._build
+    built = []
+
+    def slow_build(self, args):
+        clock.jump(1000.0)
+        built.append(args[0].epoch.shape)
+        return build(self, args)
+
+    monkeypatch.setattr(programs.Program, "_build", slow_build)
+    kw = {"batch_size": 4, "epochs": 3, "progress": True, "progress_every_steps": 1}
+    if engine == "fit":
+        res = gdjax.fit(_mse, P0, gdjax.sgd(0.1), (X, Y), key=jax.random.key(0), **kw)
+        seconds = res.epoch_seconds
+    else:
+        res = gdjax.sweep(
+            _mse, P0, lambda h: gdjax.sgd(h["lr"]), (X, Y), hparams={"lr": [0.1]}, **kw
+        )
+        seconds = res.epoch_seconds[4]
+    # progress every step splits each epoch into chunks: two programs, both built up front
+    assert len(built) == 2
+    assert len(seconds) == 3 and seconds.max() < 1000.0

@@ -241,3 +241,30 @@ def test_a_diverging_member_leaves_the_others_as_fit_alone(policy):
         assert bad["history"]["nonfinite_steps"].sum() >= 1
     else:
         assert res.stop_reason[1] == "non-finite loss" and res.epochs_run[1] == 1
+
+
+def test_named_validation_sets_in_a_sweep_equal_fit_alone():
+    sets = {"val": (XV, YV), "test": (X[:7], Y[:7])}
+    kw = {"batch_size": 5, "epochs": 2, "metrics": {"accuracy": _acc}, "validation_data": sets}
+    loss = lambda p, b: _loss(p, b, None)  # noqa: E731
+    lrs = np.array([0.05, 0.2], np.float32)
+    res = gdjax.sweep(
+        loss,
+        _init(jax.random.key(1)),
+        lambda hp: optax.sgd(hp["lr"]),
+        (X, Y),
+        hparams={"lr": lrs},
+        seeds=1,
+        **kw,
+    )
+    for i, lr in enumerate(lrs):
+        alone = gdjax.fit(
+            loss,
+            _init(jax.random.key(1)),
+            optax.sgd(float(lr)),
+            (X, Y),
+            key=jax.random.key(1),
+            **kw,
+        )
+        for k in ("val_loss", "val_accuracy", "test_loss", "test_accuracy"):
+            np.testing.assert_allclose(res.history[k][i], alone.history[k], rtol=2e-5)

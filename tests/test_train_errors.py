@@ -116,3 +116,34 @@ def test_mesh_batch_must_divide_devices():
     mesh = jax.make_mesh((1,), ("data",))
     with pytest.raises(ValueError, match="data_axis 'batch' is not an axis"):
         _fit(mesh=mesh, data_axis="batch")
+
+
+@pytest.mark.parametrize(
+    ("sets", "kw", "match"),
+    [
+        ({"my test": (X, Y)}, {}, "must be identifiers"),
+        ({"step": (X, Y)}, {}, "step_loss, which is reserved"),
+        (
+            {"val": (X, Y), "test": (X, Y.astype(np.float32))},
+            {},
+            r"validation_data\['test'\]\[1\] has dtype",
+        ),
+        ({}, {}, "empty dict"),
+        (
+            {"test": (X, Y)},
+            {"early_stopping": gdjax.EarlyStopping("val_loss")},
+            r"'val_loss' is not recorded; available: \['loss', 'test_loss'\]",
+        ),
+    ],
+)
+def test_named_validation_sets_checked(sets, kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        _fit(validation_data=sets, **kw)
+
+
+def test_aux_entries_must_not_clash_with_a_validation_set():
+    def loss(p, b):
+        return _ce(p, b), {"test_extra": jnp.zeros(())}
+
+    with pytest.raises(ValueError, match=r"aux entries \['test_extra'\] clash"):
+        _fit(loss=loss, validation_data={"test": (X, Y)})

@@ -234,3 +234,65 @@ def test_record_steps_matches_reference_losses():
 
 def test_fit_exported_at_top_level():
     assert gdjax.fit is fit
+
+
+def test_named_validation_sets_are_each_evaluated_and_monitorable():
+    x, y = _linreg(n=10)
+    sets = {"val": _linreg(n=7, seed=1), "test": _linreg(n=5, seed=2)}
+
+    def mae(p, batch):
+        return jnp.mean(jnp.abs(batch[0] @ p["w"] + p["b"] - batch[1]))
+
+    kw = {"batch_size": 4, "epochs": 3, "key": jax.random.key(0), "metrics": {"mae": mae}}
+    kw["eval_batch_size"] = 3  # batches of 3, 3, 1 and 3, 2: weighted over the remainders
+    res = fit(
+        _mse,
+        P0,
+        optax.sgd(0.05),
+        (x, y),
+        validation_data=sets,
+        early_stopping=gdjax.EarlyStopping("test_loss", patience=5),
+        **kw,
+    )
+    assert {"val_loss", "val_mae", "test_loss", "test_mae"} <= set(res.history)
+    for name, (xs, ys) in sets.items():
+        pred = xs @ np.asarray(res.params["w"]) + np.asarray(res.params["b"])
+        np.testing.assert_allclose(
+            res.history[f"{name}_loss"][-1], np.mean((pred - ys) ** 2), rtol=1e-5
+        )
+        np.testing.assert_allclose(
+            res.history[f"{name}_mae"][-1], np.mean(np.abs(pred - ys)), rtol=1e-5
+        )
+        # the same numbers as that set given alone
+        alone = fit(_mse, P0, optax.sgd(0.05), (x, y), validation_data=(xs, ys), **kw)
+        np.testing.assert_allclose(
+            res.history[f"{name}_loss"], alone.history["val_loss"], rtol=1e-6
+        )
+        np.testing.assert_allclose(res.history[f"{name}_mae"], alone.history["val_mae"], rtol=1e-6)
+    assert not np.allclose(res.history["val_loss"], res.history["test_loss"])
+
+
+def test_steps_after_a_stop_on_a_nonfinite_loss_record_nan():
+    x, y = _linreg(n=12)
+
+    def loss(p, batch):  # the batch holding example 0 gives a non-finite loss
+        bad = jnp.any(batch[1] == y[0])
+        return _mse(p, batch) + jnp.where(bad, jnp.inf, 0.0)
+
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        res = fit(
+            loss,
+            P0,
+            optax.sgd(0.05),
+            (x, y),
+            batch_size=3,
+            epochs=2,
+            key=jax.random.key(0),
+            record_steps=True,
+        )
+    steps = res.history["step_loss"][0]
+    order = _perm(jax.random.key(0), 0, 12)
+    bad_step = int(np.flatnonzero(order == 0)[0]) // 3
+    assert np.isfinite(steps[:bad_step]).all() and np.isinf(steps[bad_step])
+    assert np.isnan(steps[bad_step + 1 :]).all()  # not run: the run had halted
+    assert res.epochs_run == 1

@@ -44,8 +44,8 @@ class EngineSpec:
     drop_last: bool = False
     shuffle: bool = True
     metrics: tuple[tuple[str, Callable[..., Any]], ...] = ()
-    val_n: int = 0
-    eval_batch_size: int = 1
+    #: ``(name, N, eval batch size)`` of each validation set, in the order of ``val_data``
+    val_sets: tuple[tuple[str, int, int], ...] = ()
     stop: StopConfig = field(default_factory=StopConfig)
     diagnostics: diag_lib.Diagnostics | None = None
     layer_names: tuple[str, ...] = ()
@@ -210,7 +210,9 @@ def _train_step(
         )
     step_losses = state.step_losses
     if step_losses is not None:
-        step_losses = step_losses.at[state.pos].set(loss.astype(jnp.float32))
+        # a step after the run halted (on_nonfinite="stop") is not run: NaN, like later epochs
+        run_loss = jnp.where(state.stop.halted, jnp.nan, loss.astype(jnp.float32))
+        step_losses = step_losses.at[state.pos].set(run_loss)
     halted = state.stop.halted
     if spec.stop.on_nonfinite != "skip":
         halted = halted | ~finite
@@ -230,21 +232,29 @@ def _take(data: Any, idx: jax.Array) -> Any:
     return jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data)
 
 
-def _evaluate(spec: EngineSpec, state: TrainState, val_data: Any, key: jax.Array, hp: Any):
-    """Weighted means of the validation loss and metrics over the whole validation set."""
-    eb = spec.eval_batch_size
-    nfull, rem = spec.val_n // eb, spec.val_n % eb
+def _evaluate(
+    spec: EngineSpec,
+    state: TrainState,
+    val_data: Any,
+    key: jax.Array,
+    hp: Any,
+    name: str,
+    val_n: int,
+    eb: int,
+):
+    """Weighted means of the loss and metrics over the whole validation set ``name``."""
+    nfull, rem = val_n // eb, val_n % eb
 
     def sums(batch: Any, n: int) -> dict:
         loss, _, _ = spec.eval_loss(state.params, state.model_state, batch, key, hp)
-        out = {"val_loss": loss.astype(jnp.float32) * n}
-        for name, fn in spec.metrics:
+        out = {f"{name}_loss": loss.astype(jnp.float32) * n}
+        for metric, fn in spec.metrics:
             args = (
                 (state.params, state.model_state, batch)
                 if spec.eval_loss.has_state
                 else (state.params, batch)
             )
-            out[f"val_{name}"] = jnp.asarray(fn(*args), jnp.float32) * n
+            out[f"{name}_{metric}"] = jnp.asarray(fn(*args), jnp.float32) * n
         return out
 
     total = None
@@ -262,7 +272,7 @@ def _evaluate(spec: EngineSpec, state: TrainState, val_data: Any, key: jax.Array
     if rem:
         tail = sums(jax.tree.map(lambda a: a[nfull * eb :], val_data), rem)
         total = tail if total is None else jax.tree.map(jnp.add, total, tail)
-    return {k: v / spec.val_n for k, v in total.items()}
+    return {k: v / val_n for k, v in total.items()}
 
 
 def _end_epoch(
@@ -276,8 +286,10 @@ def _end_epoch(
     }
     for k, v in acc["aux"].items():
         stats[k] = jnp.where(count > 0, v / jnp.maximum(count, 1.0), jnp.nan)
-    if spec.val_n:
-        stats.update(_evaluate(spec, state, val_data, jax.random.fold_in(epoch_key, 2**31 - 1), hp))
+    if spec.val_sets:
+        eval_key = jax.random.fold_in(epoch_key, 2**31 - 1)
+        for data, (name, val_n, eb) in zip(val_data, spec.val_sets, strict=True):
+            stats.update(_evaluate(spec, state, data, eval_key, hp, name, val_n, eb))
     if spec.diagnostics is not None:
         stats.update(diag_lib.finalize(spec.diagnostics, acc["diag"], list(spec.layer_names)))
     if spec.stop.reduce_on_plateau is not None:

@@ -28,7 +28,7 @@ from gdjax.train.epoch import (
 )
 from gdjax.train.programs import Programs
 from gdjax.train.progress import Progress, running_loss
-from gdjax.train.setup import build_spec
+from gdjax.train.setup import build_spec, validation_arrays
 from gdjax.train.stopping import NONFINITE, REASONS, EarlyStopping, ReduceOnPlateau
 
 
@@ -44,14 +44,15 @@ class FitResult:
         history: Per-epoch NumPy arrays, one entry per epoch run: ``loss`` (mean training loss
             of the epoch over every example), ``nonfinite_steps``, the loss's scalar ``aux``
             entries, and, when asked for, ``val_loss``, ``val_<metric>``, ``lr_scale``,
-            diagnostics and ``step_loss`` (shape ``(epochs, steps_per_epoch)``).
+            diagnostics and ``step_loss`` (shape ``(epochs, steps_per_epoch)``; NaN for steps
+            not run because training stopped on a non-finite loss).
         epochs_run: Number of epochs completed.
         steps: Number of optimizer steps taken (skipped non-finite steps included).
         stop_reason: Why training stopped before ``epochs``, or ``None``.
         best_epoch: Epoch (1-based) of the best monitored value under early stopping, or ``None``.
         epoch_seconds: Wall-clock seconds of each epoch run by this call (the first includes
-            compilation, unless an earlier call compiled the same program); not part of
-            checkpoints.
+            XLA's compilation, unless an earlier call compiled the same program; tracing is
+            done before the clock starts); not part of checkpoints.
     """
 
     params: Any
@@ -170,7 +171,10 @@ def fit(
             stochastic gradient descent, anything in between for mini-batches.
         epochs: Number of passes over the data (``>= 1``).
         key: PRNG key for shuffling and for the loss's ``key=`` (``jax.random.key(0)``).
-        validation_data: Held-out data with the layout of ``data``; evaluated each epoch.
+        validation_data: Held-out data with the layout of ``data``; evaluated each epoch
+            (history keys ``val_loss`` and ``val_<metric>``). A dict ``{name: data}`` of several
+            sets, e.g. ``{"val": ..., "test": ...}``, records ``<name>_loss`` and
+            ``<name>_<metric>`` for each.
         metrics: ``{"name": fn}`` computed on ``validation_data``.
         eval_loss_fn: Loss used for validation (e.g. without dropout); same signature as
             ``loss_fn``; defaults to ``loss_fn``.
@@ -301,11 +305,12 @@ def fit(
                     f"epochs, more than epochs={epochs}; pass epochs >= {done} to continue it "
                     "(or use another directory)"
                 )
+    val = validation_arrays(validation_data, data)
     if mesh is not None:
-        state, data, validation_data = shard_lib.replicate((state, data, validation_data), mesh)
+        state, data, val = shard_lib.replicate((state, data, val), mesh)
     else:
         data = jax.device_put(data)
-        validation_data = jax.device_put(validation_data)
+        val = jax.device_put(val)
     state = jax.device_put(state)
 
     place = None if mesh is None else functools.partial(shard_lib.replicate, mesh=mesh)
@@ -318,6 +323,12 @@ def fit(
         spec.steps_per_epoch,
         initial_steps=epoch0 * spec.steps_per_epoch + int(state.pos),
     )
+    # Trace the programs (and find them compiled, when an earlier call compiled them) before
+    # any epoch's clock starts.
+    if epoch0 < epochs and not bool(state.stop.stopped):
+        plans = {*chunk_plan(spec, int(state.pos), splits), *chunk_plan(spec, 0, splits)}
+        for num_full, finish in plans:
+            programs(num_full, finish).prepare(state, key, None, data, val)
     seconds = []
     try:
         stopped = bool(state.stop.stopped)
@@ -328,7 +339,7 @@ def fit(
             stats = {}
             t0 = time.perf_counter()
             for num_full, finish in chunk_plan(spec, pos, splits):
-                state, stats = programs(num_full, finish)(state, key, None, data, validation_data)
+                state, stats = programs(num_full, finish)(state, key, None, data, val)
                 pos += num_full
                 if finish:
                     continue

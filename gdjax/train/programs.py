@@ -107,9 +107,19 @@ class Program:
 
     def __call__(self, *args: Any) -> Any:
         """Run the program (tracing and compiling it, or finding it compiled, on first use)."""
+        self.prepare(*args)
+        return self._run(*args)
+
+    def prepare(self, *args: Any) -> None:
+        """Trace and lower the program for arguments like ``args`` (not run; nothing donated).
+
+        This is the work of a first call that happens in Python; ``fit`` and ``sweep`` do it
+        before the first epoch's clock starts, so that a program found compiled costs that
+        epoch nothing. (A program compiled for the first time is compiled by XLA on its first
+        run.)
+        """
         if self._run is None:
             self._run = self._build(args)
-        return self._run(*args)
 
     def _build(self, args: tuple) -> Callable[..., Any]:
         closed, out_shape = jax.make_jaxpr(self._fn, return_shape=True)(*args)

@@ -112,6 +112,41 @@ def _resolve_input_gradients(
     return diagnostics, tuple(x.shape[1:])
 
 
+def validation_sets(validation_data: Any, data: Any) -> tuple[tuple[str, Any], ...]:
+    """``validation_data`` as named sets: ``(("val", data),)`` or the items of a dict of sets.
+
+    A dict whose tree structure differs from the training data's is a dict of named sets
+    ``{name: data}``; anything else is one set, named ``"val"``. Each set's history keys are
+    ``<name>_loss`` and ``<name>_<metric>``.
+    """
+    if validation_data is None:
+        return ()
+    if not (
+        isinstance(validation_data, Mapping)
+        and jax.tree.structure(validation_data) != jax.tree.structure(data)
+    ):
+        return (("val", validation_data),)
+    if not validation_data:
+        raise ValueError("validation_data is an empty dict; pass None for no validation")
+    for name in validation_data:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(
+                f"validation_data names must be identifiers (they prefix history keys, e.g. "
+                f"'test' -> 'test_loss'); got {name!r}"
+            )
+        if name != "val" and f"{name}_loss" in RESERVED:
+            raise ValueError(
+                f"validation_data name {name!r} would record {name}_loss, which is reserved"
+            )
+    return tuple(validation_data.items())
+
+
+def validation_arrays(validation_data: Any, data: Any) -> tuple | None:
+    """The validation sets as the compiled programs take them: a tuple in the spec's order."""
+    sets = validation_sets(validation_data, data)
+    return tuple(val for _, val in sets) if sets else None
+
+
 def build_spec(
     *,
     loss_fn: Callable[..., Any],
@@ -185,15 +220,16 @@ def build_spec(
     if eval_loss_fn is not None and not callable(eval_loss_fn):
         raise TypeError("eval_loss_fn must be callable or None")
 
-    val_n = 0
-    if validation_data is not None:
-        val_n = v.check_data(validation_data, "validation_data")
-        v.check_same_layout(validation_data, data)
-    ebs = val_n
-    if eval_batch_size is not None:
-        ebs = v.check_batch_size(eval_batch_size, max(val_n, 1), "eval_batch_size")
-    elif val_n:
-        ebs = min(val_n, max(bs, 1024))
+    val_sets = []
+    for name, val in validation_sets(validation_data, data):
+        label = "validation_data" if val is validation_data else f"validation_data[{name!r}]"
+        val_n = v.check_data(val, label)
+        v.check_same_layout(val, data, label)
+        if eval_batch_size is not None:
+            ebs = v.check_batch_size(eval_batch_size, val_n, "eval_batch_size")
+        else:
+            ebs = min(val_n, max(bs, 1024))
+        val_sets.append((name, val, val_n, ebs))
 
     input_shape: tuple[int, ...] = ()
     if diagnostics is not None:
@@ -201,9 +237,9 @@ def build_spec(
 
     # Abstract evaluation: errors in loss_fn, the optimizer or metrics surface here, uncompiled.
     probe_loss(call, params, model_state, data, bs, hp)
-    if val_n:
-        probe_loss(eval_call, params, model_state, validation_data, ebs, hp)
-        probe_metrics(metrics, params, model_state, validation_data, ebs)
+    for _, val, _, ebs in val_sets:
+        probe_loss(eval_call, params, model_state, val, ebs, hp)
+        probe_metrics(metrics, params, model_state, val, ebs)
     try:
         jax.eval_shape(lambda p, h: make_optimizer(h).init(p), params, hp)
     except (TypeError, ValueError) as err:
@@ -220,8 +256,7 @@ def build_spec(
         drop_last=bool(drop_last),
         shuffle=bool(shuffle),
         metrics=tuple(metrics.items()),
-        val_n=val_n,
-        eval_batch_size=max(ebs, 1),
+        val_sets=tuple((name, n, ebs) for name, _, n, ebs in val_sets),
         stop=StopConfig(early_stopping, reduce_on_plateau, tol, on_nonfinite),
         diagnostics=diagnostics,
         layer_names=tuple(layer_names(params)),
@@ -231,12 +266,13 @@ def build_spec(
         batch_sharding=batch_sharding,
     )
     aux_keys = aux_keys_of(spec, params, model_state, _abstract_batch(data, bs), hp)
-    clash = [k for k in aux_keys if k in RESERVED or k.startswith("val_")]
+    prefixes = ("val_", *(f"{name}_" for name, *_ in val_sets))
+    clash = [k for k in aux_keys if k in RESERVED or k.startswith(prefixes)]
     if clash:
         raise ValueError(f"loss_fn aux entries {clash} clash with history keys; rename them")
     known = {"loss", *aux_keys}
-    if val_n:
-        known |= {"val_loss", *(f"val_{m}" for m in metrics)}
+    for name, *_ in val_sets:
+        known |= {f"{name}_loss", *(f"{name}_{m}" for m in metrics)}
     for rule, name in (
         (early_stopping, "early_stopping"),
         (reduce_on_plateau, "reduce_on_plateau"),
@@ -244,6 +280,6 @@ def build_spec(
         if rule is not None and rule.monitor not in known:
             raise ValueError(
                 f"{name}.monitor={rule.monitor!r} is not recorded; available: {sorted(known)}"
-                + ("" if val_n else " (pass validation_data to monitor val_* keys)")
+                + ("" if val_sets else " (pass validation_data to monitor val_* keys)")
             )
     return spec, aux_keys

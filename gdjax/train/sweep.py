@@ -18,7 +18,7 @@ from gdjax.train.epoch import CONTROL_KEYS, chunk_plan, init_state
 from gdjax.train.fit import append_stats
 from gdjax.train.programs import Programs
 from gdjax.train.progress import Progress, running_loss
-from gdjax.train.setup import build_spec
+from gdjax.train.setup import build_spec, validation_arrays
 from gdjax.train.stopping import REASONS, EarlyStopping, ReduceOnPlateau
 from gdjax.train.validate import check_positive_int
 
@@ -39,8 +39,8 @@ class SweepResult:
         epochs_run: Epochs each member completed, shape ``(M,)``.
         stop_reason: Why each member stopped early (``None`` if it ran all epochs).
         epoch_seconds: Wall-clock seconds of each epoch of each batch-size group's program
-            (``{batch_size: array}``; the first epoch includes compilation, unless an earlier call
-            compiled the same program).
+            (``{batch_size: array}``; the first epoch includes XLA's compilation, unless an
+            earlier call compiled the same program; tracing is done before the clock starts).
     """
 
     params: Any
@@ -321,17 +321,23 @@ def _run_group(
         )
 
     programs = Programs(spec, wrap)
-    data, val = jax.device_put(data), jax.device_put(val)
+    data, val = jax.device_put(data), jax.device_put(validation_arrays(val, data))
     history: dict[str, list] = {}
     members = len(jax.tree.leaves(hp)[0]) if hp else len(keys)
     bar = Progress(bool(progress), epochs, spec.steps_per_epoch, desc="sweep")
+    every = progress_every_steps if progress else None
+    zero = jnp.zeros((), jnp.int32)
+    # Trace the programs (and find them compiled, when an earlier call compiled them) before
+    # the first epoch's clock starts.
+    for num_full, finish in chunk_plan(spec, 0, every):
+        programs(num_full, finish).prepare(state, keys, hp, data, val, (zero, zero))
     seconds = []
     try:
         for epoch in range(epochs):
             stats = {}
             t0 = time.perf_counter()
             pos = 0
-            for num_full, finish in chunk_plan(spec, 0, progress_every_steps if progress else None):
+            for num_full, finish in chunk_plan(spec, 0, every):
                 clock = (jnp.asarray(epoch, jnp.int32), jnp.asarray(pos, jnp.int32))
                 state, stats = programs(num_full, finish)(state, keys, hp, data, val, clock)
                 pos += num_full
