@@ -13,8 +13,9 @@ import numpy as np
 
 import gdjax
 from experiments._core import Context, Study, StudyResult
+from experiments._history import epoch_loss, final
 from experiments._report import figure, fmt, pct, table
-from experiments._train import accuracy, either, minimize_sweep, softmax_xent, train_sweep
+from experiments._toy import either, minimize_sweep
 from gdjax import schedules
 from gdjax.data import fit_standardizer, load_sklearn, train_test_split
 from gdjax.models import MLP
@@ -130,30 +131,32 @@ def annealing(ctx: Context) -> dict:
     model = MLP(features=(128, 10), activation="relu")
     params = model.init(jax.random.key(ctx.seed), xtr[:1])
     epochs, batch, lr = ctx.pick(3, 30), 32, 0.1
+    # the last, smaller batch is dropped: every step's loss (whose spread is measured) is over
+    # the same number of examples
     total = epochs * (len(xtr) // batch)
 
-    def loss(p, b, k, h):
-        return softmax_xent(model.apply(p, b[0]), b[1])
+    def loss(p, b):
+        return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
 
-    def evaluate(p, h, ev):
-        z = model.apply(p, ev[0])
-        return {"test_loss": softmax_xent(z, ev[1]), "test_acc": accuracy(z, ev[1])}
+    def accuracy(p, b):
+        return gdjax.metrics.accuracy(model.apply(p, b[0]), b[1])
 
-    res = train_sweep(
-        ctx,
+    res = gdjax.sweep(
         loss,
         params,
         lambda h: gdjax.sgd(schedule(h["kind"], lr, total)),
-        {"kind": list(range(len(SCHEDULES)))},
         (xtr, ytr),
+        hparams={"kind": np.arange(len(SCHEDULES))},
+        seeds=ctx.seed,
         batch_size=batch,
         epochs=epochs,
-        key=jax.random.key(ctx.seed),
-        evaluate=evaluate,
-        eval_data=(xte, yte),
-        desc="schedules",
+        drop_last=True,
+        validation_data=(xte, yte),
+        metrics={"acc": accuracy},
+        record_steps=True,
+        progress=ctx.show_progress,
     )
-    steps = res.steps_per_epoch
+    train_loss = epoch_loss(res.history)
     return {
         "epochs": epochs,
         "batch_size": batch,
@@ -161,11 +164,11 @@ def annealing(ctx: Context) -> dict:
         "total_steps": total,
         "runs": {
             name: {
-                "final_train_loss": float(res.epoch_loss[i, -1]),
-                "test_loss": float(res.evals["test_loss"][i, -1]),
-                "test_accuracy": float(res.evals["test_acc"][i, -1]),
-                "step_loss_std_last_epoch": float(np.std(res.step_loss[i, -steps:])),
-                "epoch_train_loss": res.epoch_loss[i].tolist(),
+                "final_train_loss": float(train_loss[i, -1]),
+                "test_loss": float(res.history["val_loss"][i, -1]),
+                "test_accuracy": float(final(res.history["val_acc"], res.epochs_run)[i]),
+                "step_loss_std_last_epoch": float(np.std(res.history["step_loss"][i, -1])),
+                "epoch_train_loss": train_loss[i].tolist(),
             }
             for i, name in enumerate(SCHEDULES)
         },
@@ -412,7 +415,8 @@ gets its best rate from the grid; "steps" counts steps until f ≤ tolerance.
 
 ## Annealing schedules — digits MLP 64-128-10, SGD from lr 0.1, {ann["epochs"]} epochs
 
-All five schedules in one vmapped program (the schedule is picked by a traced index).
+All five schedules in one `gdjax.sweep` (the schedule is picked by a traced index, so one
+vmapped program runs them all).
 
 {table(["schedule", "final train loss", "test loss", "test accuracy", "step-loss std (last epoch)"], ann_rows)}
 
