@@ -3,7 +3,7 @@
 The document's table says: standard GD slow / low cost, SGD fast / high cost, mini-batch
 moderate / medium, Adam very fast / high; its other tables give each variant's advantages and
 disadvantages. Here each variant trains the same MLP on the same bag-of-words sentiment data
-with its best learning rate from a grid (the grid vmapped in one program per variant).
+with its best learning rate from a grid (one ``gdjax.sweep`` per variant, the grid vmapped).
 Convergence is epochs, optimizer steps, per-example gradient evaluations and seconds to a
 target training loss; cost is seconds per epoch and per step, timed for the chosen rate alone;
 noise is the exact variance of each variant's mini-batch gradient around the full gradient,
@@ -24,7 +24,6 @@ import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import sentiment
 from experiments._report import claims_table, figure, fmt, pct, table
-from experiments._train import CompiledSweep, accuracy, softmax_xent, train_sweep, tree_select
 from gdjax.models import MLP
 
 SOURCE = "gradient-descent-for-neural-networks.md, 'Comparing Gradient Descent Variants'"
@@ -216,41 +215,55 @@ def run(ctx: Context) -> StudyResult:
     }
     target = float(0.5 * np.log(2.0))  # half the loss of guessing (ln 2, balanced classes)
 
-    def loss(p, b, k, h):
-        return softmax_xent(model.apply(p, b[0]), b[1])
+    def loss(p, b):
+        return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
 
-    def evaluate(p, h, ev):
-        z_tr, z_te = model.apply(p, ev[0]), model.apply(p, ev[2])
-        return {"train_loss": softmax_xent(z_tr, ev[1]), "test_acc": accuracy(z_te, ev[3])}
-
-    ev = (data.x_train, data.y_train, data.x_test, data.y_test)
     train = (data.x_train, data.y_train)
+    predict = jax.jit(model.apply)
     runs, curves, mid_params = {}, {}, None
     for name, (batch, make) in variants.items():
         grid = GRIDS[name]
-        res = train_sweep(
-            ctx,
+        # the full training loss after every epoch: the training set is the validation data
+        res = gdjax.sweep(
             loss,
             params,
             make,
-            {"lr": list(grid)},
             train,
+            hparams={"lr": np.asarray(grid, np.float32)},
+            seeds=ctx.seed,
             batch_size=batch,
             epochs=epochs,
-            key=jax.random.key(ctx.seed),
-            evaluate=evaluate,
-            eval_data=ev,
-            desc=name,
+            validation_data=train,
+            progress=ctx.show_progress,
         )
-        full = res.evals["train_loss"]
+        full = res.history["val_loss"]
         hits = np.array([first_epoch_at(c, target) for c in full])
         best = pick_best(hits, full[:, -1])
+        test_acc = gdjax.metrics.accuracy(
+            predict(res.member(best)["params"], data.x_test), data.y_test
+        )
         # cost of the chosen rate alone (the grid's program shares its time across rates)
-        solo = CompiledSweep(ctx, loss, params, make, {"lr": [grid[best]]}, train, batch_size=batch)
-        timing = solo.train(timing_epochs + 1, jax.random.key(ctx.seed + 1), desc=f"{name} timing")
+        timing = gdjax.fit(
+            loss,
+            params,
+            make({"lr": grid[best]}),
+            train,
+            batch_size=batch,
+            epochs=timing_epochs + 1,
+            key=jax.random.key(ctx.seed + 1),
+        )
         if name == "mini-batch GD (32)":  # the common mid-training point for the noise
-            mid_params = tree_select(solo.train(1, jax.random.key(ctx.seed)).params, 0)
-        per_epoch = float(np.median(timing.epoch_seconds[1:]))  # the first call warms up
+            mid_params = gdjax.fit(
+                loss,
+                params,
+                make({"lr": grid[best]}),
+                train,
+                batch_size=batch,
+                epochs=1,
+                key=jax.random.key(ctx.seed),
+            ).params
+        per_epoch = float(np.median(timing.epoch_seconds[1:]))  # the first epoch compiles
+        steps_per_epoch = -(-n // batch)  # the last, smaller batch is trained too
         e = None if np.isinf(hits[best]) else int(hits[best])
         runs[name] = {
             "batch_size": batch,
@@ -259,27 +272,24 @@ def run(ctx: Context) -> StudyResult:
             "best_lr_at_grid_edge": best in (0, len(grid) - 1),
             "epochs_to_target_per_lr": [None if np.isinf(h) else int(h) for h in hits],
             "final_train_loss_per_lr": full[:, -1].tolist(),
-            "steps_per_epoch": res.steps_per_epoch,
+            "steps_per_epoch": steps_per_epoch,
             "train_loss_per_epoch": full[best].tolist(),
-            "final_test_accuracy": float(res.evals["test_acc"][best, -1]),
+            "final_test_accuracy": float(test_acc),
             "seconds_per_epoch": per_epoch,
-            "seconds_per_step": per_epoch / res.steps_per_epoch,
-            "compile_seconds": res.compile_seconds,
+            "seconds_per_step": per_epoch / steps_per_epoch,
+            "first_epoch_seconds_with_compile": float(res.epoch_seconds[batch][0]),
             "target_loss": target,
             "epochs_to_target": e,
-            "steps_to_target": e * res.steps_per_epoch if e else None,
-            "examples_to_target": e * res.steps_per_epoch * batch if e else None,
+            "steps_to_target": e * steps_per_epoch if e else None,
+            "examples_to_target": e * n if e else None,
             "seconds_to_target": e * per_epoch if e else None,
         }
         curves[name] = full[best]
 
-    def mean_loss(p, b):
-        return softmax_xent(model.apply(p, b[0]), b[1])
-
     sizes = sorted({b for b, _ in variants.values()})
     noise = {
-        "initialisation": gradient_noise(mean_loss, params, train, sizes),
-        "mid-training": gradient_noise(mean_loss, mid_params, train, sizes),
+        "initialisation": gradient_noise(loss, params, train, sizes),
+        "mid-training": gradient_noise(loss, mid_params, train, sizes),
     }
     rows, noise_rows = [], []
     for name, r in runs.items():
@@ -373,12 +383,14 @@ def run(ctx: Context) -> StudyResult:
     grids = "; ".join(f"{k}: {', '.join(f'{v:g}' for v in GRIDS[k])}" for k in GRIDS)
     page = f"""
 MLP {data.x_train.shape[1]}-64-2 (ReLU), softmax cross-entropy, {epochs} epochs for every
-variant. Each variant's learning rate is chosen from a grid ({grids}; each grid vmapped in one
-program) as the rate that reaches the target in the fewest epochs, ties broken by the final
-loss. Target: full training loss ≤ {fmt(target)} (half the loss of guessing, ½ ln 2). "Steps"
-are optimizer updates; "examples" are per-example gradient evaluations (steps × batch). Cost is
-timed by re-running the chosen rate alone for {timing_epochs + 1} epoch(s) (median epoch time,
-the first, warm-up epoch left out).
+variant. Each variant's learning rate is chosen from a grid ({grids}; each grid is one
+`gdjax.sweep`, its rates vmapped in one program) as the rate that reaches the target in the
+fewest epochs, ties broken by the final loss. Target: full training loss ≤ {fmt(target)} (half
+the loss of guessing, ½ ln 2), evaluated on the whole training set after each epoch. "Steps"
+are optimizer updates (the last, smaller batch of an epoch included); "examples" are
+per-example gradient evaluations ({n:,} per epoch). Cost is timed by re-running the chosen rate
+alone with `gdjax.fit` for {timing_epochs + 1} epoch(s) (median epoch time, the first epoch,
+which compiles, left out).
 
 {
         table(
