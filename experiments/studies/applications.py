@@ -17,8 +17,8 @@ import numpy as np
 import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import corpus, movie_ratings
+from experiments._history import epoch_loss
 from experiments._report import figure, fmt, pct, table
-from experiments._train import train_sweep
 from gdjax.data import fit_standardizer, load_sklearn, train_test_split
 from gdjax.models import LinearSVM, LogisticRegression
 
@@ -177,7 +177,7 @@ def matrix_factorization(ctx: Context) -> dict:
     def predict(p, uu, ii):
         return mean + p["bu"][uu] + p["bi"][ii] + jnp.sum(p["u"][uu] * p["v"][ii], -1)
 
-    def loss(p, b, k, h):
+    def loss(p, b, hparams):
         uu, ii, r = b
         reg = (
             jnp.sum(p["u"][uu] ** 2)
@@ -185,28 +185,30 @@ def matrix_factorization(ctx: Context) -> dict:
             + jnp.sum(p["bu"][uu] ** 2)
             + jnp.sum(p["bi"][ii] ** 2)
         )
-        return jnp.mean((predict(p, uu, ii) - r) ** 2) + h["l2"] * reg / len(r)
+        return jnp.mean((predict(p, uu, ii) - r) ** 2) + hparams["l2"] * reg / len(r)
 
-    def evaluate(p, h, ev):
-        rmse = lambda u, i, r: jnp.sqrt(jnp.mean((predict(p, u, i) - r) ** 2))  # noqa: E731
-        return {"val_rmse": rmse(*ev[:3]), "test_rmse": rmse(*ev[3:])}
+    def squared_error(p, b):  # the engine averages it over a whole set; then the root is taken
+        uu, ii, r = b
+        return jnp.mean((predict(p, uu, ii) - r) ** 2)
 
     l2s = [0.0, 0.05, 0.1, 0.2, 0.4]
     epochs = ctx.pick(5, 20)
-    res = train_sweep(
-        ctx,
+    res = gdjax.sweep(
         loss,
         p0,
-        lambda h: gdjax.adam(LR_MF),
-        {"l2": l2s},
+        gdjax.adam(LR_MF),
         data,
+        hparams={"l2": l2s},
+        loss_takes_hparams=True,
+        seeds=ctx.seed,
         batch_size=256,
         epochs=epochs,
-        key=jax.random.key(ctx.seed),
-        evaluate=evaluate,
-        eval_data=val + test,
-        desc="matrix factorisation",
+        validation_data={"val": val, "test": test},  # history: val_loss and test_loss
+        eval_loss_fn=lambda p, b, hparams: squared_error(p, b),
+        progress=ctx.show_progress,
     )
+    val_rmse, test_rmse = np.sqrt(res.history["val_loss"]), np.sqrt(res.history["test_loss"])
+    train_mse = epoch_loss(res.history)
     bias = bias_baseline(data, d["n_users"], d["n_items"])
     out = {k: v for k, v in d.items() if k not in ("users", "items", "ratings")}
     out.update(
@@ -221,14 +223,12 @@ def matrix_factorization(ctx: Context) -> dict:
             "bias_baseline_rmse": float(np.sqrt(np.mean((bias(test[0], test[1]) - test[2]) ** 2))),
             "runs": {
                 f"L2 {l2:g}": {
-                    "val_rmse_best": float(res.evals["val_rmse"][i].min()),
-                    "best_epoch": int(np.argmin(res.evals["val_rmse"][i])) + 1,
-                    "test_rmse_at_best_epoch": float(
-                        res.evals["test_rmse"][i, np.argmin(res.evals["val_rmse"][i])]
-                    ),
-                    "test_rmse_final": float(res.evals["test_rmse"][i, -1]),
-                    "train_mse_final": float(res.epoch_loss[i, -1]),
-                    "_curve": res.evals["test_rmse"][i],
+                    "val_rmse_best": float(np.nanmin(val_rmse[i])),
+                    "best_epoch": int(np.nanargmin(val_rmse[i])) + 1,
+                    "test_rmse_at_best_epoch": float(test_rmse[i, np.nanargmin(val_rmse[i])]),
+                    "test_rmse_final": float(test_rmse[i, -1]),
+                    "train_mse_final": float(train_mse[i, -1]),
+                    "_curve": test_rmse[i],
                 }
                 for i, l2 in enumerate(l2s)
             },
@@ -262,27 +262,26 @@ def skipgram(ctx: Context) -> dict:
         "out": np.zeros((v, dim), np.float32),
     }
 
-    def loss(p, b, k, h):
+    def loss(p, b, key):
         c, o = b
-        neg = jax.random.categorical(k, neg_logits, shape=(len(c), negatives))
+        neg = jax.random.categorical(key, neg_logits, shape=(len(c), negatives))
         ec = p["in"][c]
         pos = jax.nn.log_sigmoid(jnp.sum(ec * p["out"][o], -1))
         negs = jax.nn.log_sigmoid(-jnp.einsum("bd,bkd->bk", ec, p["out"][neg])).sum(-1)
         return -jnp.mean(pos + negs)
 
-    res = train_sweep(
-        ctx,
+    res = gdjax.fit(
         loss,
         p0,
-        lambda h: gdjax.adam(h["lr"]),
-        {"lr": [0.01]},
+        gdjax.adam(0.01),
         (centers, contexts),
         batch_size=512,
         epochs=ctx.pick(2, 8),
         key=jax.random.key(ctx.seed),
-        desc="skip-gram",
+        takes_key=True,  # a fresh key per step draws the negative samples
+        progress=ctx.show_progress,
     )
-    emb = np.asarray(res.params["in"][0])
+    emb = np.asarray(res.params["in"])
     emb = emb - emb.mean(axis=0)  # remove the direction all words share (frequency)
     emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
@@ -311,13 +310,13 @@ def skipgram(ctx: Context) -> dict:
         "dim": dim,
         "window": window,
         "negatives": negatives,
-        "loss_first_epoch": float(res.epoch_loss[0, 0]),
-        "loss_last_epoch": float(res.epoch_loss[0, -1]),
+        "loss_first_epoch": float(res.history["loss"][0]),
+        "loss_last_epoch": float(res.history["loss"][-1]),
         "cosine_cooccurring_pairs": cos_pairs(emb, centers[sample], contexts[sample]),
         "cosine_random_pairs": cos_pairs(emb, centers[sample], rand),
         "cosine_cooccurring_pairs_at_init": cos_pairs(init, centers[sample], contexts[sample]),
         "nearest_neighbours": neighbours,
-        "_curve": res.epoch_loss[0],
+        "_curve": res.history["loss"],
     }
 
 
@@ -478,7 +477,8 @@ on the validation ratings, the test ratings only score the choice). Model: globa
 {mf["model_dim"]}-dimensional factorisation, Adam {mf["learning_rate"]}, batch 256, {
         mf["epochs"]
     } epochs,
-{len(mf["runs"])} L2 strengths in one vmapped program. Reference: the biases-only model fitted by
+{len(mf["runs"])} L2 strengths in one `gdjax.sweep` (one vmapped program; validation and test
+RMSE recorded after every epoch as two named validation sets). Reference: the biases-only model fitted by
 alternating regularised averages in NumPy (no gradient descent).
 
 {

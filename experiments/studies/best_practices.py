@@ -13,8 +13,8 @@ import numpy as np
 import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import images, sentiment_sequences
+from experiments._history import epoch_loss, final
 from experiments._report import claims_table, figure, fmt, pct, table
-from experiments._train import accuracy, either, softmax_xent, train_sweep
 from experiments._translation import run_translation
 from gdjax.data import fit_standardizer, load_sklearn, train_test_split
 from gdjax.models import CNN, MLP, RNNClassifier
@@ -25,8 +25,8 @@ SOURCE = "gradient-descent-guide.md, 'Best Practices', 'Solutions', 'Examples' 1
 def normalization(ctx: Context) -> dict:
     """(a) Wine: features from ~0.1 to ~1000; the same MLP and rate grid, raw vs standardised.
 
-    SGD and Adam run over the same grid (one vmapped program per input version), so the page
-    can also say whether the choice of optimizer matters.
+    SGD and Adam run over the same grid (one ``gdjax.sweep`` per optimizer and input version),
+    so the page can also say whether the choice of optimizer matters.
     """
     x, y = load_sklearn("wine")
     (xtr, ytr), (xte, yte) = train_test_split(x, y, test_fraction=0.3, seed=ctx.seed)
@@ -36,44 +36,45 @@ def normalization(ctx: Context) -> dict:
     grid = np.logspace(-6, 2, 17)
     epochs = ctx.pick(20, 200)
 
-    def loss(p, b, k, h):
-        return softmax_xent(model.apply(p, b[0]), b[1])
+    def loss(p, b):
+        return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
 
-    def evaluate(p, h, ev):
-        return {"test_acc": accuracy(model.apply(p, ev[0]), ev[1])}
+    def accuracy(p, b):
+        return gdjax.metrics.accuracy(model.apply(p, b[0]), b[1])
 
     out = {
         "feature_scale_range": [float(np.abs(xtr).mean(0).min()), float(np.abs(xtr).mean(0).max())],
         "lr_grid": grid.tolist(),
         "epochs": epochs,
     }
+    optimizers = {"": gdjax.sgd, " (Adam)": gdjax.adam}
     for name, (a, b) in {
         "raw inputs": (xtr, xte),
         "standardised": (scaler(xtr), scaler(xte)),
     }.items():
-        res = train_sweep(
-            ctx,
-            loss,
-            params,
-            lambda h: either(h["adam"], gdjax.sgd(h["lr"]), gdjax.adam(h["lr"])),
-            {"lr": np.concatenate([grid, grid]), "adam": [0.0] * len(grid) + [1.0] * len(grid)},
-            (a, ytr),
-            batch_size=16,
-            epochs=epochs,
-            key=jax.random.key(ctx.seed),
-            evaluate=evaluate,
-            eval_data=(b, yte),
-            desc=f"(a) {name}",
-        )
-        for opt, rows in (("", slice(0, len(grid))), (" (Adam)", slice(len(grid), None))):
-            losses = res.epoch_loss[rows]
-            final = np.where(np.isfinite(losses[:, -1]), losses[:, -1], np.inf)
-            best = int(np.argmin(final))
+        for opt, make in optimizers.items():
+            # one sweep per (input version, optimizer); both input versions share the programs
+            res = gdjax.sweep(
+                loss,
+                params,
+                lambda h, make=make: make(h["lr"]),
+                (a, ytr),
+                hparams={"lr": grid.astype(np.float32)},
+                seeds=ctx.seed,
+                batch_size=16,
+                epochs=epochs,
+                validation_data=(b, yte),
+                metrics={"acc": accuracy},
+                progress=ctx.show_progress,
+            )
+            losses = epoch_loss(res.history)
+            final_loss = np.where(np.isfinite(losses[:, -1]), losses[:, -1], np.inf)
+            best = int(np.argmin(final_loss))
             out[name + opt] = {
                 "best_lr": float(grid[best]),
-                "final_train_loss": float(final[best]),
-                "test_accuracy": float(res.evals["test_acc"][rows][best, -1]),
-                "usable_rates": int(np.sum(final < 0.5)),
+                "final_train_loss": float(final_loss[best]),
+                "test_accuracy": float(final(res.history["val_acc"], res.epochs_run)[best]),
+                "usable_rates": int(np.sum(final_loss < 0.5)),
                 "final_train_loss_per_lr": losses[:, -1].tolist(),
                 # runs whose loss diverged or ended above its first epoch's: the curve shows it
                 "bad_curves": int(
@@ -99,13 +100,13 @@ def batch_norm(ctx: Context) -> dict:
                 logits, upd = model.apply(
                     {**p, "batch_stats": s}, b[0], train=True, mutable=["batch_stats"]
                 )
-                return softmax_xent(logits, b[1]), upd["batch_stats"]
+                return gdjax.losses.softmax_cross_entropy(logits, b[1]), upd["batch_stats"]
 
             state = variables["batch_stats"]
         else:
 
             def loss(p, b, model=model):
-                return softmax_xent(model.apply(p, b[0]), b[1])
+                return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
 
             state = None
         res = gdjax.fit(
@@ -474,9 +475,8 @@ Feature magnitudes range from {fmt(a["feature_scale_range"][0])} to {
         fmt(a["feature_scale_range"][1])
     }
 (proline). MLP 13-32-3 (tanh), SGD and Adam, batch 16, {a["epochs"]} epochs, learning rates
-1e-6…100 ({len(a["lr_grid"])} per optimizer, all {
-        2 * len(a["lr_grid"])
-    } in one vmapped program per input version). {a_reading}
+1e-6…100 ({len(a["lr_grid"])} per optimizer; each optimizer's grid is one `gdjax.sweep` per
+input version, its rates vmapped in one program). {a_reading}
 
 ## (b) Batch normalisation — {b["data"]}
 

@@ -20,8 +20,9 @@ import optax
 
 import gdjax
 from experiments._core import Context, Study, StudyResult
+from experiments._history import epoch_loss, final
 from experiments._report import figure, fmt, pct, table
-from experiments._train import accuracy, minimize_sweep, softmax_xent, train_sweep
+from experiments._toy import minimize_sweep
 
 SOURCE = "gradient-descent-for-neural-networks.md, 'Common Misconceptions' 1, 2, 4, 5"
 
@@ -201,31 +202,30 @@ def part_d(ctx: Context, seed: int) -> dict:
     ):
         params = mlp_init(seed, [64, 64, 64, 10], np.sqrt(2.0))
 
-        def loss(p, batch, k, h, act=act):
-            return softmax_xent(mlp_apply(p, batch[0], act), batch[1])
+        def loss(p, batch, act=act):
+            return gdjax.losses.softmax_cross_entropy(mlp_apply(p, batch[0], act), batch[1])
 
-        def evaluate(p, h, d, act=act):
-            return {"test_acc": accuracy(mlp_apply(p, d[0], act), d[1])}
+        def accuracy(p, batch, act=act):
+            return gdjax.metrics.accuracy(mlp_apply(p, batch[0], act), batch[1])
 
-        res = train_sweep(
-            ctx,
+        res = gdjax.fit(
             loss,
             params,
-            lambda h: gdjax.sgd(h["lr"], momentum=0.9),
-            {"lr": [0.05]},
+            gdjax.sgd(0.05, momentum=0.9),
             (xtr, ytr),
             batch_size=32,
             epochs=ctx.pick(3, 30),
-            evaluate=evaluate,
-            eval_data=(xte, yte),
-            desc=f"(d) {name}",
+            drop_last=True,
             key=jax.random.key(seed),
+            validation_data=(xte, yte),
+            metrics={"acc": accuracy},
+            progress=ctx.show_progress,
         )
-        w, b = np.asarray(res.params[0]["w"][0]), np.asarray(res.params[0]["b"][0])
+        w, b = np.asarray(res.params[0]["w"]), np.asarray(res.params[0]["b"])
         pre = xtr @ w + b
         out[name] = {
-            "final_train_loss": float(res.epoch_loss[0, -1]),
-            "test_accuracy": float(res.evals["test_acc"][0, -1]),
+            "final_train_loss": float(epoch_loss(res.history)[-1]),
+            "test_accuracy": float(res.history["val_acc"][-1]),
             "exact_zero_preactivations": int(np.sum(pre == 0.0)),
             "inactive_fraction_layer1": float(np.mean(pre <= 0.0)),
         }
@@ -265,49 +265,49 @@ def part_e(ctx: Context, seed: int) -> dict:
     """Exploding gradients: a ReLU RNN over 64-step pixel sequences, with and without clipping."""
     xtr, ytr, xte, yte = digits(ctx)
     params = irnn_init(seed)
-    key = jax.random.key(seed)
 
-    def loss(p, batch, k, h):
-        return softmax_xent(irnn_apply(p, batch[0]), batch[1])
+    def loss(p, batch):
+        return gdjax.losses.softmax_cross_entropy(irnn_apply(p, batch[0]), batch[1])
 
-    def evaluate(p, h, d):
-        return {"test_acc": accuracy(irnn_apply(p, d[0]), d[1])}
+    def accuracy(p, batch):
+        return gdjax.metrics.accuracy(irnn_apply(p, batch[0]), batch[1])
 
     grad_norm = float(
-        jax.jit(lambda p, b: optax.tree.norm(jax.grad(loss)(p, b, key, {})))(
-            params, (xtr[:256], ytr[:256])
-        )
+        jax.jit(lambda p, b: optax.tree.norm(jax.grad(loss)(p, b)))(params, (xtr[:256], ytr[:256]))
     )
     configs = [(c, lr) for lr in E_RATES for c in E_CLIPS]
-    res = train_sweep(
-        ctx,
+    res = gdjax.sweep(
         loss,
         params,
         lambda h: gdjax.chain(gdjax.clip_by_global_norm(h["clip"]), gdjax.sgd(h["lr"])),
-        {"clip": [E_CLIPS[c] for c, _ in configs], "lr": [lr for _, lr in configs]},
         (xtr, ytr),
+        hparams={"clip": [E_CLIPS[c] for c, _ in configs], "lr": [lr for _, lr in configs]},
+        seeds=seed,
         batch_size=32,
         epochs=ctx.pick(3, 20),
-        key=key,
-        evaluate=evaluate,
-        eval_data=(xte, yte),
-        desc="(e) clipping",
+        drop_last=True,
+        validation_data=(xte, yte),
+        metrics={"acc": accuracy},
+        record_steps=True,
+        progress=ctx.show_progress,
     )
     blow_up = 10 * float(np.log(10.0))  # ten times the loss of guessing among 10 classes
+    train_loss = epoch_loss(res.history)
+    test_acc = final(res.history["val_acc"], res.epochs_run)
     runs = {}
     for i, (c, lr) in enumerate(configs):
-        sl = res.step_loss[i]
+        sl = res.history["step_loss"][i].ravel()  # not finite from a diverging step on
         finite = np.isfinite(sl)
         largest = float(np.max(sl[finite])) if finite.any() else float("nan")
         runs[f"{c}, lr {lr:g}"] = {
             "clipping": c,
             "lr": lr,
-            "final_train_loss": float(res.epoch_loss[i, -1]),
-            "test_accuracy": float(res.evals["test_acc"][i, -1]),
+            "final_train_loss": float(train_loss[i, -1]),
+            "test_accuracy": float(test_acc[i]),
             "max_step_loss": largest,
             "diverged": bool(not finite.all()),
             "blew_up": bool(not finite.all() or largest > blow_up),
-            "_curve": res.epoch_loss[i],
+            "_curve": train_loss[i],
         }
     return {
         "model": f"ReLU RNN, {E_HIDDEN} units, identity recurrence, digits read one pixel per step",
@@ -590,8 +590,9 @@ def run(ctx: Context) -> StudyResult:
     reading_d, reading_e = read_d(d), read_e(e)
     page = f"""
 The document states five misconceptions in prose (no numbers); each is checked here on a problem
-built to expose it. Everything is pure JAX + gdjax optimizers, vmapped over starts or
-configurations in one compiled program per part.
+built to expose it. The toy functions (a)–(c) follow gdjax optimizers step by step, vmapped over
+starts or configurations in one compiled program per part; the networks of (d) and (e) train
+with `gdjax.fit` and `gdjax.sweep`.
 
 {summary}
 
@@ -622,7 +623,7 @@ all rates in one vmapped program. "steps to 1e-6" counts steps until f/f0 ≤ 10
 
 {e["model"]} ({e["sequence_length"]} steps), SGD with batch 32 at learning rates
 {", ".join(f"{lr:g}" for lr in E_RATES)}, each with no clipping and with `clip_by_global_norm` at
-1 and 10 (all {len(e["runs"])} runs in one vmapped program). A ReLU recurrence started at the
+1 and 10 (all {len(e["runs"])} runs in one `gdjax.sweep`, one vmapped program). A ReLU recurrence started at the
 identity multiplies the gradient by the recurrent weights once per step, so over
 {e["sequence_length"]} steps it can grow without bound. "Blew up" means a non-finite loss or a
 step loss above {fmt(e["blow_up_threshold"])} (ten times the loss of guessing).
