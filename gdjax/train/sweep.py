@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import jax
@@ -297,7 +297,6 @@ def _run_group(
     progress_every_steps,
 ):
     key_axis = None if shared_key else 0
-    spec = replace(spec, member_axis="members")  # lets a step see whether every member is fine
 
     def init_member(key, h):
         p = init_fn(key) if init_fn else params
@@ -316,9 +315,7 @@ def _run_group(
             }
             return new, stats
 
-        return jax.vmap(
-            member, in_axes=(0, key_axis, 0, None, None, None), axis_name=spec.member_axis
-        )
+        return jax.vmap(member, in_axes=(0, key_axis, 0, None, None, None))
 
     programs = Programs(spec, wrap)
     data, val = jax.device_put(data), jax.device_put(validation_arrays(val, data))
