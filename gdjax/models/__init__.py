@@ -7,6 +7,7 @@ Every model is called as ``model.apply(variables, x, train=...)``. Models with d
 
 from gdjax.models._common import ACTIVATIONS, get_activation
 from gdjax.models.cnn import CNN, max_pool_2x2
+from gdjax.models.conv import Conv, conv2d_patches
 from gdjax.models.embedding import BagOfEmbeddings, MatrixFactorization
 from gdjax.models.linear import Linear, LinearSVM, LogisticRegression
 from gdjax.models.mlp import MLP
@@ -29,6 +30,7 @@ __all__ = [
     "RNN",
     "BagOfEmbeddings",
     "BasicBlock",
+    "Conv",
     "Linear",
     "LinearSVM",
     "LogisticRegression",
@@ -40,6 +42,7 @@ __all__ = [
     "SingleLayerNetwork",
     "TransformerBlock",
     "TransformerLM",
+    "conv2d_patches",
     "get_activation",
     "greedy_decode",
     "max_pool_2x2",

@@ -8,7 +8,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gdjax.models._common import Activation, check_int, check_ints, check_rate, get_activation
+from gdjax.models._common import (
+    Activation,
+    check_choice,
+    check_int,
+    check_ints,
+    check_rate,
+    get_activation,
+)
+from gdjax.models.conv import IMPLEMENTATIONS, Conv, ConvImplementation
 
 __all__ = ["CNN", "max_pool_2x2"]
 
@@ -41,6 +49,9 @@ class CNN(nn.Module):
         activation: activation name or callable (see :class:`MLP`).
         dropout_rate: dropout before the output layer (with ``train=True``).
         batch_norm: batch normalization after each convolution.
+        conv_implementation: how the convolutions are computed, see :class:`Conv`
+            (``"auto"``: as a patch matrix product on CPU, where XLA's convolution is slow
+            inside ``scan`` and so inside :func:`gdjax.fit`; XLA's convolution elsewhere).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -56,6 +67,7 @@ class CNN(nn.Module):
     activation: Activation = "relu"
     dropout_rate: float = 0.0
     batch_norm: bool = False
+    conv_implementation: ConvImplementation = "auto"
 
     def __post_init__(self) -> None:
         check_int("num_classes", self.num_classes)
@@ -63,6 +75,7 @@ class CNN(nn.Module):
         check_int("dense", self.dense, low=0)
         get_activation(self.activation)
         check_rate("dropout_rate", self.dropout_rate)
+        check_choice("conv_implementation", self.conv_implementation, IMPLEMENTATIONS)
         super().__post_init__()
 
     @nn.compact
@@ -74,7 +87,7 @@ class CNN(nn.Module):
             raise ValueError(f"x must have shape (N, H, W, C) or (N, H, W); got {x.shape}")
         act = get_activation(self.activation)
         for c in self.channels:
-            x = nn.Conv(c, (3, 3), padding="SAME", use_bias=not self.batch_norm)(x)
+            x = Conv(c, 3, use_bias=not self.batch_norm, implementation=self.conv_implementation)(x)
             if self.batch_norm:
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
             x = max_pool_2x2(act(x))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from gdjax.models._common import check_choice, check_int, check_ints
+from gdjax.models.conv import IMPLEMENTATIONS, Conv, ConvImplementation
 
 __all__ = ["BasicBlock", "ResNet", "resnet20", "resnet32", "resnet44", "resnet56"]
 
@@ -21,20 +23,22 @@ class BasicBlock(nn.Module):
         strides: stride of the first convolution (2 to halve the resolution).
         shortcut: ``"A"`` (parameter-free: subsample and zero-pad channels, as in the paper's
             CIFAR experiments) or ``"B"`` (1x1 convolution + batch norm) when the shape changes.
+        conv_implementation: see :class:`Conv`.
     """
 
     features: int
     strides: int = 1
     shortcut: str = "A"
+    conv_implementation: ConvImplementation = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """Apply the block to ``(N, H, W, C)`` features."""
         norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)  # noqa: E731
-        s = (self.strides, self.strides)
-        y = nn.Conv(self.features, (3, 3), s, padding="SAME", use_bias=False)(x)
+        conv = partial(Conv, use_bias=False, implementation=self.conv_implementation)
+        y = conv(self.features, 3, self.strides)(x)
         y = nn.relu(norm()(y))
-        y = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False)(y)
+        y = conv(self.features, 3)(y)
         y = norm()(y)
         if x.shape[-1] != self.features or self.strides != 1:
             if self.shortcut == "A":
@@ -42,7 +46,7 @@ class BasicBlock(nn.Module):
                 pad = self.features - x.shape[-1]
                 x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (pad // 2, pad - pad // 2)))
             else:
-                x = nn.Conv(self.features, (1, 1), s, use_bias=False)(x)
+                x = conv(self.features, 1, self.strides)(x)
                 x = norm()(x)
         return nn.relu(x + y)
 
@@ -62,6 +66,8 @@ class ResNet(nn.Module):
         num_classes: number of output logits.
         widths: channels of the three stages.
         shortcut: ``"A"`` or ``"B"``, see :class:`BasicBlock`.
+        conv_implementation: how the convolutions are computed, see :class:`Conv`
+            (``"auto"``: patch matrix products on CPU, XLA's convolution elsewhere).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -82,6 +88,7 @@ class ResNet(nn.Module):
     num_classes: int = 10
     widths: Sequence[int] = (16, 32, 64)
     shortcut: str = "A"
+    conv_implementation: ConvImplementation = "auto"
 
     def __post_init__(self) -> None:
         check_int("depth", self.depth, low=8)
@@ -92,6 +99,7 @@ class ResNet(nn.Module):
         if len(self.widths) != 3:
             raise ValueError(f"widths must have 3 entries (one per stage); got {self.widths}")
         check_choice("shortcut", self.shortcut, ("A", "B"))
+        check_choice("conv_implementation", self.conv_implementation, IMPLEMENTATIONS)
         if self.shortcut == "A" and list(self.widths) != sorted(self.widths):
             raise ValueError(
                 f"widths must be non-decreasing with shortcut 'A' (it zero-pads channels); "
@@ -105,12 +113,12 @@ class ResNet(nn.Module):
         if x.ndim != 4:
             raise ValueError(f"x must have shape (N, H, W, C); got {x.shape}")
         n = (self.depth - 2) // 6
-        x = nn.Conv(self.widths[0], (3, 3), padding="SAME", use_bias=False)(x)
+        x = Conv(self.widths[0], 3, use_bias=False, implementation=self.conv_implementation)(x)
         x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
         for stage, width in enumerate(self.widths):
             for block in range(n):
                 strides = 2 if stage > 0 and block == 0 else 1
-                x = BasicBlock(width, strides, self.shortcut)(x, train)
+                x = BasicBlock(width, strides, self.shortcut, self.conv_implementation)(x, train)
         x = jnp.mean(x, axis=(1, 2))
         return nn.Dense(self.num_classes)(x)
 
