@@ -51,3 +51,15 @@ def test_bench_shuffle_prints_both_and_speedup():
     assert out.returncode == 0, out.stderr[-3000:]
     rows = re.findall(r"^\s+(\d+)\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+)x$", out.stdout, re.M)
     assert [int(r[0]) for r in rows] == [100, 3000], out.stdout
+
+
+def test_bench_conv_prints_each_runner_and_both_ratios():
+    text = _run("bench_conv.py", "--n", "256", "--epochs", "2")
+    assert "CNN on 256 images" in text
+    for runner in ("gdjax.fit, patches", "gdjax.fit, xla conv", "flax+optax loop, xla conv"):
+        row = re.search(rf"^{re.escape(runner)}\s+([0-9.]+)\s+([0-9.]+)x\s+([0-9.]+)$", text, re.M)
+        assert row and float(row.group(1)) > 0, text
+    # Both implementations train the same model from the same start: the same final loss.
+    finals = re.findall(r"^gdjax\.fit, \w+(?: conv)?\s+[0-9.]+\s+[0-9.]+x\s+([0-9.]+)$", text, re.M)
+    assert len(finals) == 2 and abs(float(finals[0]) - float(finals[1])) < 1e-3, text
+    assert re.search(r"patch convolution inside gdjax\.fit: [0-9.]+x faster than XLA's", text)

@@ -68,9 +68,10 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def gdjax_fit(x, y, hidden, epochs, lr=1e-3, seed=0):
-    """Per-epoch seconds of gdjax.fit (the first epoch includes compilation)."""
-    model = MLP(hidden)
+def gdjax_fit(x, y, hidden, epochs, lr=1e-3, seed=0, model=None):
+    """Per-epoch seconds of gdjax.fit (the first epoch includes compilation); the model is
+    ``MLP(hidden)`` unless one is given."""
+    model = model or MLP(hidden)
     params = model.init(jax.random.key(seed), x[:1])
 
     def loss_fn(p, batch):
@@ -89,10 +90,11 @@ def gdjax_fit(x, y, hidden, epochs, lr=1e-3, seed=0):
     return res.epoch_seconds, res.history["loss"]
 
 
-def flax_loop(x, y, hidden, epochs, lr=1e-3, seed=0):
+def flax_loop(x, y, hidden, epochs, lr=1e-3, seed=0, model=None):
     """The idiomatic flax + optax loop of flax's examples: a jitted step called from Python
-    over numpy-shuffled host batches (the last partial batch dropped, as there)."""
-    model = MLP(hidden)
+    over numpy-shuffled host batches (the last partial batch dropped, as there); the model is
+    ``MLP(hidden)`` unless one is given."""
+    model = model or MLP(hidden)
     state = train_state.TrainState.create(
         apply_fn=model.apply, params=model.init(jax.random.key(seed), x[:1]), tx=optax.adam(lr)
     )
