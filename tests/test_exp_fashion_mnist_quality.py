@@ -38,7 +38,11 @@ def test_runs_both_models_and_writes_a_dated_versioned_page(tiny_fashion, tmp_pa
     assert [r["model"] for r in report["runs"]] == ["mlp", "cnn"]
     for r in report["runs"]:
         assert r["epochs"] == 1 and len(r["history"]) == 1 and not r["passed"]
-        assert r["optimizer"] == "gdjax.adam"
+        assert r["optimizer"] == "gdjax.adam" and r["trainer"] == "gdjax.fit"
+        # the per-epoch record (fit's validation on the test split) agrees with the final check
+        assert r["history"][-1]["test_accuracy"] == pytest.approx(
+            r["final_test_accuracy"], abs=1e-6
+        )
         assert 0.0 <= r["final_test_accuracy"] <= 1.0
         # 20 test images: the accuracy is a multiple of 1/20 (every image counted once)
         assert r["final_test_accuracy"] * 20 == pytest.approx(round(r["final_test_accuracy"] * 20))
@@ -46,7 +50,7 @@ def test_runs_both_models_and_writes_a_dated_versioned_page(tiny_fashion, tmp_pa
     page = (out / "fashion_mnist_quality.md").read_text()
     assert re.search(r"Run on \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC; machine: .+, \d+ cores", page)
     assert f"gdjax {gdjax.__version__}" in page
-    header = "| model | params | epochs | batch | lr | epoch loop | train time (s) | train acc |"
+    header = "| model | params | epochs | batch | lr | trained with | train time (s) | train acc |"
     assert header in page and page.count("(FAIL) |") == 2
     assert not list(out.glob(".*"))  # no temporary files left
 

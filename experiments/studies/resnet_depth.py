@@ -26,10 +26,17 @@ EPOCH_IMAGES = 50_000
 
 
 def time_depth(
-    depth: int, widths: tuple, batch: int, steps: int, x: np.ndarray, y: np.ndarray, seed: int
+    depth: int,
+    widths: tuple,
+    batch: int,
+    steps: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    conv_implementation: str = "auto",
 ) -> dict:
     """Compile ``steps`` training steps as one scanned program, then time one run of it."""
-    model = ResNet(depth=depth, widths=widths)
+    model = ResNet(depth=depth, widths=widths, conv_implementation=conv_implementation)
     variables = jax.jit(model.init)(jax.random.key(seed), x[:1])
     params, stats = variables["params"], variables["batch_stats"]
     opt = gdjax.chain(gdjax.add_decayed_weights(5e-4), gdjax.sgd(0.1, momentum=0.9))
@@ -77,7 +84,7 @@ def time_depth(
 def run(ctx: Context) -> StudyResult:
     depths = ctx.pick((8, 14), (20, 32, 44, 56))
     widths = ctx.pick((4, 8, 16), (16, 32, 64))
-    batch, steps = ctx.pick(8, 32), 2
+    batch, steps = ctx.pick(8, 32), ctx.pick(2, 20)
     real = cifar10(ctx, steps * batch)
     if real is not None:
         x, y, data = real.x_train, real.y_train, real.description
@@ -94,6 +101,9 @@ def run(ctx: Context) -> StudyResult:
     for d in ctx.progress(depths, desc="ResNet depths"):
         runs[f"ResNet-{d}"] = time_depth(d, widths, batch, steps, x, y, ctx.seed)
     base = runs[f"ResNet-{depths[0]}"]["seconds_per_step"]
+    # The same shallowest step with XLA's own convolution inside the scan, for comparison.
+    xla_steps = 2
+    xla = time_depth(depths[0], widths, batch, xla_steps, x, y, ctx.seed, "xla")
     rows = []
     for d in depths:
         r = runs[f"ResNet-{d}"]
@@ -156,10 +166,13 @@ def run(ctx: Context) -> StudyResult:
     page = f"""
 Each depth's training step (forward, backward, SGD + momentum 0.9 with weight decay, batch
 norm in training mode) is compiled as one `lax.scan` over {steps} steps of batch {batch}, compiled
-ahead of time (compile time listed separately), then run once and timed. On this 2-core CPU a
-ResNet-56 step is slow, so the number of measured steps is kept small. **Time per epoch is
+ahead of time (compile time listed separately), then run once and timed. **Time per epoch is
 extrapolated** from those {steps} measured steps to {int(np.ceil(EPOCH_IMAGES / batch))} steps
-(50,000 images), not measured over a full epoch. Widths {widths}.
+(50,000 images), not measured over a full epoch. Widths {widths}. The convolutions are
+`gdjax.models.Conv` patch-matrix products (the CPU default): with XLA's own convolution inside
+the scan, the ResNet-{depths[0]} step took {xla["seconds_per_step"]:.2f} s instead of
+{base:.3f} s ({xla["seconds_per_step"] / base:.0f}× slower, {xla_steps} steps timed), since
+XLA:CPU runs the gradient convolutions of a loop body as naive loops (jax-ml/jax#12868).
 
 {
         table(
@@ -190,6 +203,7 @@ extrapolated** from those {steps} measured steps to {int(np.ceil(EPOCH_IMAGES / 
         "epoch_images": EPOCH_IMAGES,
         "document_minutes": {f"ResNet-{k}": v for k, v in DOC.items()},
         "runs": runs,
+        "xla_convolution": {f"ResNet-{depths[0]}": xla},
     }
     return StudyResult(numbers, page, {"scaling": fig}, headline, data)
 
