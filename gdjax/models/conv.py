@@ -127,9 +127,11 @@ class Conv(nn.Module):
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import Conv
         >>> layer = Conv(8, kernel_size=3)
-        >>> params = layer.init(jax.random.key(0), jnp.ones((1, 28, 28, 1)))
-        >>> params["params"]["kernel"].shape, layer.apply(params, jnp.ones((2, 28, 28, 1))).shape
-        ((3, 3, 1, 8), (2, 28, 28, 8))
+        >>> variables = layer.init(jax.random.key(0), jnp.ones((1, 28, 28, 1)))
+        >>> {name: p.shape for name, p in variables["params"].items()}
+        {'kernel': (3, 3, 1, 8), 'bias': (8,)}
+        >>> layer.apply(variables, jnp.ones((2, 28, 28, 1))).shape
+        (2, 28, 28, 8)
     """
 
     features: int
