@@ -60,7 +60,7 @@ def run_translation(ctx: Context) -> dict:
         tgt_vocab_size=vocab,
         d_model=ctx.pick(32, 64),
         num_heads=4,
-        num_layers=2,
+        num_layers=ctx.pick(1, 2),
         d_ff=ctx.pick(64, 128),
         max_len=length,
     )
