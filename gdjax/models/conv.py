@@ -3,7 +3,7 @@
 On XLA:CPU a convolution inside a ``while`` loop — which is what ``lax.scan`` and therefore
 :func:`gdjax.fit`'s epoch program compile to — is not rewritten into the layout the fast
 (Eigen/oneDNN) convolution kernels need, and the gradient convolutions fall back to a naive
-loop: a small CNN's training step measured ~12x slower inside ``scan`` than called alone
+loop: a small CNN's training step measured 12-18x slower inside ``scan`` than outside it
 (see ``docs/performance.md``; upstream: jax-ml/jax#12868). :class:`Conv` computes the same
 convolution as an explicit patch matrix times the kernel (``im2col``): matrix multiplications
 only, whose gradients are matrix multiplications, slices and pads — fast in and out of loops.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import flax.linen as nn
 import jax
@@ -27,7 +27,7 @@ from gdjax.models._common import check_choice, check_int
 __all__ = ["Conv", "conv2d_patches"]
 
 ConvImplementation = Literal["auto", "patches", "xla"]
-IMPLEMENTATIONS = ("auto", "patches", "xla")
+IMPLEMENTATIONS = get_args(ConvImplementation)
 
 
 def _pair(name: str, value: int | Sequence[int]) -> tuple[int, int]:
