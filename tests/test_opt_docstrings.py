@@ -6,37 +6,29 @@ indented becomes a code block. This scans the docstring of every public optimize
 transformation, state and schedule, and of their modules.
 """
 
+import importlib
 import inspect
+import pkgutil
 import re
 
 import pytest
 
 import gdjax
-from gdjax import base, optimizers, schedules, tree_utils
-from gdjax.transforms import (
-    adaptive,
-    clipping,
-    guards,
-    momentum,
-    noise,
-    regularization,
-    scaling,
-    wrappers,
-)
+from gdjax import base, schedules, tree_utils
+
+
+def _package_modules(package) -> list:
+    """The package and every module in it (new family modules are scanned without a list)."""
+    names = [info.name for info in pkgutil.iter_modules(package.__path__, package.__name__ + ".")]
+    return [package, *(importlib.import_module(name) for name in sorted(names))]
+
 
 MODULES = [
     base,
     tree_utils,
-    optimizers,
     schedules,
-    adaptive,
-    clipping,
-    guards,
-    momentum,
-    noise,
-    regularization,
-    scaling,
-    wrappers,
+    *_package_modules(gdjax.optimizers),
+    *_package_modules(gdjax.transforms),
 ]
 SECTION = re.compile(r"^(Args|Arguments|Returns|Raises|Examples|Attributes|Note|Notes):\s*$")
 TEX_COMMAND = re.compile(r"\\[A-Za-z]+")
