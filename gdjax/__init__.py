@@ -14,7 +14,6 @@ from gdjax.base import (
     Schedule,
     Updates,
     apply_updates,
-    chain,
 )
 from gdjax.tree_utils import get_hyperparam
 
@@ -36,9 +35,16 @@ __all__ = [
 ]
 
 # --- optimizers, transforms, schedules (issue 2) -------------------------------------------
-from gdjax import optimizers, schedules, transforms
-from gdjax.optimizers import *  # noqa: F403
-from gdjax.transforms import *  # noqa: F403
+from gdjax import _recipes, base, optimizers, schedules, transforms
+
+# Public factories record how they were called, so that the training engine can pass an
+# optimizer's numbers to its compiled programs as inputs (see gdjax/_recipes.py).
+for _module in (optimizers, transforms, schedules):
+    _recipes.record_module(_module, _module.__all__)
+_recipes.record_module(base, ["chain"])
+chain = base.chain
+from gdjax.optimizers import *  # noqa: E402, F403
+from gdjax.transforms import *  # noqa: E402, F403
 
 __all__ += ["optimizers", "schedules", "transforms"]
 __all__ += optimizers.__all__ + transforms.__all__
@@ -55,9 +61,11 @@ from gdjax.train import (  # noqa: E402
     FitResult,
     ReduceOnPlateau,
     SweepResult,
+    TrainOptions,
     fit,
     grid,
     plot_history,
+    set_cache_dir,
     sweep,
 )
 
@@ -67,8 +75,10 @@ __all__ += [
     "FitResult",
     "ReduceOnPlateau",
     "SweepResult",
+    "TrainOptions",
     "fit",
     "grid",
     "plot_history",
+    "set_cache_dir",
     "sweep",
 ]

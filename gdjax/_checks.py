@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -118,3 +119,176 @@ def count(name: str, value: Any, *, minimum: int = 1) -> None:
 def positive_int(name: str, value: Any) -> None:
     """A count such as the number of accumulation steps: an ``int >= 1`` or an integer array."""
     count(name, value, minimum=1)
+
+
+# --- arguments of the training entry points (fit, sweep and what builds on them) -----------
+# The same style as above: the argument's name first, then its value.
+
+
+def python_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """A Python (or NumPy) integer ``>= minimum``, such as ``epochs``; returns it as an int."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}: {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def optional_int(name: str, value: Any, *, minimum: int = 1) -> int | None:
+    """``None`` or a Python integer ``>= minimum``."""
+    return None if value is None else python_int(name, value, minimum=minimum)
+
+
+def flag(name: str, value: Any) -> bool:
+    """A switch that must be a real bool: ``shuffle="False"`` is an error, not ``True``."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}: {value!r}")
+    return bool(value)
+
+
+def choice(name: str, value: Any, choices: tuple) -> Any:
+    """One of ``choices``."""
+    if not isinstance(value, str | int | type(None)) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def non_negative_number(name: str, value: Any) -> float:
+    """A finite real number ``>= 0`` (a Python or NumPy scalar)."""
+    if (
+        isinstance(value, bool | np.bool_)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(float(value))
+        or value < 0
+    ):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def instance(name: str, value: Any, cls: type | tuple[type, ...], what: str) -> Any:
+    """``value`` is an instance of ``cls`` (``what`` names the expected kind in the error)."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def function(name: str, value: Any) -> Callable[..., Any]:
+    """A callable."""
+    if not callable(value):
+        raise TypeError(f"{name} must be a function, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def leaf_paths(tree: Any) -> list[str]:
+    """``jax.tree_util.keystr`` of every leaf, ``""`` for a bare array."""
+    return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def arrays(name: str, tree: Any) -> None:
+    """Every leaf of ``tree`` is a NumPy or JAX array (not a list, a string or an object)."""
+    for path, leaf in zip(leaf_paths(tree), jax.tree.leaves(tree), strict=True):
+        if not isinstance(leaf, jax.Array | np.ndarray) or leaf.dtype == object:
+            raise TypeError(
+                f"{name}{path} must be a NumPy or JAX array, got {type(leaf).__name__}"
+                + (": " + repr(leaf)[:60] if isinstance(leaf, str | bytes) else "")
+            )
+
+
+def data_set(name: str, data: Any) -> int:
+    """A non-empty pytree of arrays sharing their leading dimension ``N``; returns ``N``.
+
+    Values (NaN, inf) are checked where the data lives, by the engine.
+    """
+    leaves = jax.tree.leaves(data)
+    if not leaves:
+        raise ValueError(f"{name} must be an array or a tuple/pytree of arrays; got no arrays")
+    arrays(name, data)
+    paths = leaf_paths(data)
+    for path, leaf in zip(paths, leaves, strict=True):
+        if leaf.ndim == 0:
+            raise ValueError(f"{name}{path} is a scalar; every array needs a leading N axis")
+    sizes = {leaf.shape[0] for leaf in leaves}
+    if len(sizes) > 1:
+        shapes = ", ".join(
+            f"{name}{p}: {tuple(x.shape)}" for p, x in zip(paths, leaves, strict=True)
+        )
+        raise ValueError(f"{name}: all arrays must share the leading dimension N; got {shapes}")
+    (n,) = sizes
+    if n == 0:
+        raise ValueError(f"{name} is empty (N = 0)")
+    return int(n)
+
+
+def same_layout(name: str, value: Any, reference: Any, reference_name: str = "data") -> None:
+    """``value`` has the structure, dtypes and trailing shapes of ``reference``."""
+    if jax.tree.structure(value) != jax.tree.structure(reference):
+        raise ValueError(
+            f"{name} must have the same structure as {reference_name}: "
+            f"{jax.tree.structure(reference)}; got {jax.tree.structure(value)}"
+        )
+    for path, v, d in zip(
+        leaf_paths(reference), jax.tree.leaves(value), jax.tree.leaves(reference), strict=True
+    ):
+        if v.dtype != d.dtype:
+            raise ValueError(
+                f"{name}{path} has dtype {v.dtype} but {reference_name}{path} has {d.dtype} "
+                "(labels of the wrong dtype?)"
+            )
+        if tuple(v.shape[1:]) != tuple(d.shape[1:]):
+            raise ValueError(
+                f"{name}{path} has per-example shape {tuple(v.shape[1:])} but "
+                f"{reference_name}{path} has {tuple(d.shape[1:])} (labels of the wrong shape?)"
+            )
+
+
+def batch_size(name: str, value: Any, n: int) -> int:
+    """``None`` (the whole set) or an int in ``[1, n]``; returns the batch size."""
+    if value is None:
+        return n
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int or None (full batch), got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1 (or None for full batch), got {value}")
+    if value > n:
+        raise ValueError(
+            f"{name}={value} is larger than the number of examples N={n}; "
+            "pass batch_size=None for full-batch gradient descent"
+        )
+    return int(value)
+
+
+def prng_key(name: str, value: Any) -> jax.Array:
+    """A single PRNG key (``jax.random.key(seed)`` or a legacy ``PRNGKey``)."""
+    if isinstance(value, int):
+        raise TypeError(
+            f"{name} must be a JAX PRNG key such as jax.random.key({value}), got an int"
+        )
+    if not isinstance(value, jax.Array | np.ndarray):
+        raise TypeError(f"{name} must be a JAX PRNG key, got {type(value).__name__}")
+    if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+        if value.shape != ():
+            raise ValueError(f"{name} must be a single PRNG key, got shape {value.shape}")
+        return value
+    if value.dtype != np.uint32 or value.shape != (2,):
+        raise TypeError(
+            f"{name} must be a JAX PRNG key (jax.random.key(0)); got dtype {value.dtype}, "
+            f"shape {value.shape}"
+        )
+    return jax.random.wrap_key_data(jax.numpy.asarray(value))
+
+
+def float_params(name: str, params: Any) -> None:
+    """Parameters are floating-point (or complex) arrays: gradient descent moves them."""
+    leaves = jax.tree.leaves(params)
+    if not leaves:
+        raise ValueError(f"{name} holds no arrays to train")
+    for path, leaf in zip(leaf_paths(params), leaves, strict=True):
+        if isinstance(leaf, str | bytes) or not hasattr(leaf, "dtype"):
+            raise TypeError(
+                f"{name}{path} must be an array of floats, got {type(leaf).__name__}: {leaf!r:.60}"
+            )
+        if not jax.numpy.issubdtype(leaf.dtype, jax.numpy.inexact):
+            raise TypeError(
+                f"{name}{path} has dtype {leaf.dtype}; parameters must be floating-point "
+                "(write 0.0, not 0)"
+            )

@@ -1,22 +1,28 @@
-"""What the engine compiles: one program per epoch shape, reused across epochs and across calls
-that change only array values (a learning rate); the training state's buffers are donated."""
+"""What the engine compiles, and when it finds a program already compiled.
+
+A call that changes nothing the programs are built from (the loss function, the optimizer's
+factories and static arguments, shapes, dtypes, the options that change what is computed)
+finds them by a cheap key: nothing is traced, nothing compiled. A miss traces; a program that
+lowers to the text of one compiled before (a recreated ``lambda``, a new optax optimizer with
+the same numbers) is not compiled again; anything else is.
+"""
 
 import contextlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import gdjax
 from gdjax.train import programs
 
-PROGRAM = "jit(train_chunk)"  # how the engine's compiled chunk programs are named
-
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(10, 3)).astype(np.float32)
 Y = (X @ np.array([1.0, -2.0, 0.5], np.float32) + 0.3).astype(np.float32)
 P0 = {"w": np.zeros(3, np.float32), "b": np.zeros((), np.float32)}
+STEPS, END = "jit(gdjax_steps)", "jit(gdjax_end)"
 
 
 @contextlib.contextmanager
@@ -49,9 +55,9 @@ def _gd_closed_form(lr, steps):
     return theta
 
 
-def _fit_gd(optimizer, loss=_mse, epochs=3):
+def _fit_gd(optimizer, loss=_mse, epochs=3, **kw):
     return gdjax.fit(
-        loss, P0, optimizer, (X, Y), batch_size=None, epochs=epochs, key=jax.random.key(0)
+        loss, P0, optimizer, (X, Y), batch_size=None, epochs=epochs, key=jax.random.key(0), **kw
     )
 
 
@@ -63,61 +69,98 @@ def _check_gd(res, lr, steps=3):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
+    # XLA's compile events name their programs; a hit in JAX's persistent cache (on by default)
+    # loads a program without one, so these tests run without it.
+    saved = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
     programs.clear_cache()
     yield
     programs.clear_cache()
+    jax.config.update("jax_compilation_cache_dir", saved)
 
 
-def test_an_n_epoch_fit_compiles_its_epoch_program_once():
+def _counting(loss):
     traces = []
 
-    def loss(p, batch):
+    def counted(p, batch):
         traces.append(batch[0].shape[0])  # runs only while tracing
-        return _mse(p, batch)
+        return loss(p, batch)
 
-    kw = {"batch_size": 4, "key": jax.random.key(0), "validation_data": (X, Y)}
+    return counted, traces
+
+
+def test_a_second_call_with_another_gdjax_learning_rate_traces_and_compiles_nothing():
+    loss, traces = _counting(_mse)
+    kw = {"validation_data": (X, Y)}
+    with compiled() as first:
+        a = _fit_gd(gdjax.sgd(0.1), loss=loss, **kw)
+    assert first.count(STEPS) == 1 and first.count(END) == 1
+    assert traces  # the first call traced the loss
+    traces.clear()
+    with compiled() as second:
+        b = _fit_gd(gdjax.sgd(0.05), loss=loss, epochs=2, **kw)
+    assert traces == [] and second == []  # not traced, not compiled
+    _check_gd(a, 0.1)
+    _check_gd(b, 0.05, steps=2)  # the new number reached the compiled program
+
+
+def test_an_n_epoch_fit_compiles_each_program_once():
     with compiled() as names:
-        long = gdjax.fit(loss, P0, gdjax.adam(0.1), (X, Y), epochs=5, **kw)
-    assert long.epochs_run == 5 and names.count(PROGRAM) == 1
-    long_traces, traces[:] = list(traces), []
+        res = gdjax.fit(
+            _mse, P0, gdjax.adam(0.1), (X, Y), batch_size=4, epochs=5, key=jax.random.key(0)
+        )
+    assert res.epochs_run == 5
+    assert names.count(STEPS) == 1 and names.count(END) == 1
+
+
+def test_every_chunk_length_runs_one_steps_program():
     with compiled() as names:
-        gdjax.fit(loss, P0, gdjax.adam(0.1), (X, Y), epochs=1, **kw)
-    assert traces == long_traces  # tracing does not grow with the number of epochs
-    assert names.count(PROGRAM) == 0  # and the same program is not compiled again
+        split = gdjax.fit(
+            _mse,
+            P0,
+            gdjax.adam(0.1),
+            (X, Y),
+            batch_size=1,
+            epochs=2,
+            key=jax.random.key(0),
+            progress=True,
+            progress_every_steps=3,  # chunks of 3, 3, 3, 1 steps
+        )
+    assert names.count(STEPS) == 1
+    whole = gdjax.fit(
+        _mse, P0, gdjax.adam(0.1), (X, Y), batch_size=1, epochs=2, key=jax.random.key(0)
+    )
+    np.testing.assert_array_equal(split.params["w"], whole.params["w"])
 
 
-def test_a_sweep_compiles_one_program_per_batch_size():
+def test_a_sweep_compiles_one_program_set_per_batch_size():
     hp = {"lr": np.array([0.1, 0.2, 0.05, 0.3]), "batch_size": [2, 5, 2, 5]}
     with compiled() as names:
         res = gdjax.sweep(
             _mse, P0, lambda h: gdjax.sgd(h["lr"]), (X, Y), hparams=hp, batch_size=None, epochs=3
         )
-    assert names.count(PROGRAM) == 2
+    assert names.count(STEPS) == 2
+    # neither size leaves a remainder batch, so both groups end their epochs the same way
+    assert names.count(END) == 1
     assert res.history["loss"].shape == (4, 3)
 
 
-def test_training_state_is_donated_and_caller_params_stay_valid(monkeypatch):
+def test_programs_that_donate_the_state_leave_the_callers_arrays_alone(monkeypatch):
     given = []
-    call = programs.Program.__call__
+    call = programs.Executable.__call__
 
     def spy(self, state, *rest):
-        given.append(jax.tree.leaves((state.params, state.opt_state, state.acc)))
+        if self.name == "gdjax_end":
+            given.append(jax.tree.leaves((state.params, state.opt_state)))
         return call(self, state, *rest)
 
-    monkeypatch.setattr(programs.Program, "__call__", spy)
+    monkeypatch.setattr(programs.Executable, "__call__", spy)
     p0 = {"w": jnp.ones(3), "b": jnp.zeros(())}
     res = gdjax.fit(
-        _mse,
-        p0,
-        gdjax.adam(0.1),
-        (X, Y),
-        batch_size=4,
-        epochs=2,
-        key=jax.random.key(0),
-        checkpoint_every_steps=1,
+        _mse, p0, gdjax.adam(0.1), (X, Y), batch_size=4, epochs=2, key=jax.random.key(0)
     )
-    assert len(given) == 2 * 3  # two full batches, then the remainder with the epoch's end
-    for leaves in given:  # the buffers that matter; XLA may keep a scalar it did not reuse
+    assert len(given) == 2
+    for leaves in given:  # the end program updates the state in place
         assert leaves and all(leaf.is_deleted() for leaf in leaves)
     np.testing.assert_array_equal(p0["w"], np.ones(3))  # the caller's params are untouched
     assert not any(leaf.is_deleted() for leaf in jax.tree.leaves(res.params))
@@ -128,20 +171,64 @@ def test_a_new_learning_rate_array_reuses_the_compiled_program():
         a = _fit_gd(gdjax.sgd(jnp.asarray(0.1)))
     with compiled() as second:
         b = _fit_gd(gdjax.sgd(jnp.asarray(0.05)))
-    assert first.count(PROGRAM) == 1 and second.count(PROGRAM) == 0
-    _check_gd(a, 0.1)
-    _check_gd(b, 0.05)  # the new value reached the shared program
-
-
-def test_programs_that_differ_only_in_constants_or_callbacks_are_not_shared():
-    # a Python float learning rate is a constant of the program: a new one compiles anew
-    with compiled() as names:
-        a = _fit_gd(gdjax.sgd(0.1))
-        b = _fit_gd(gdjax.sgd(0.05))
-    assert names.count(PROGRAM) == 2
+    assert first.count(STEPS) == 1 and second.count(STEPS) == 0
     _check_gd(a, 0.1)
     _check_gd(b, 0.05)
-    # host callbacks lower to the same text whatever they do: never shared
+
+
+def test_optax_optimizers_are_shared_by_structure_and_their_constants_respected():
+    loss, traces = _counting(_mse)
+    with compiled() as names:
+        a = _fit_gd(optax.sgd(0.1), loss=loss)
+        traces.clear()
+        again = _fit_gd(optax.sgd(0.1), loss=loss)  # a new object, the same program
+    assert traces  # another object: traced again ...
+    assert names.count(STEPS) == 1  # ... but found compiled
+    with compiled() as names:
+        b = _fit_gd(optax.sgd(0.05), loss=loss)  # a Python float is a constant of optax's program
+    assert names.count(STEPS) == 1
+    _check_gd(a, 0.1)
+    _check_gd(again, 0.1)
+    _check_gd(b, 0.05)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "loss",
+        "optimizer kind",
+        "shapes",
+        "dtypes",
+        "shuffle",
+        "batch size",
+        "validation",
+    ],
+)
+def test_the_cache_misses_when_what_the_program_computes_changes(change):
+    base = {"batch_size": 5, "epochs": 1, "key": jax.random.key(0)}
+    gdjax.fit(_mse, P0, gdjax.sgd(0.1), (X, Y), **base)
+    args = {"loss": _mse, "params": P0, "opt": gdjax.sgd(0.1), "data": (X, Y), "kw": dict(base)}
+    if change == "loss":
+        args["loss"] = lambda p, b: jnp.mean(jnp.abs(b[0] @ p["w"] + p["b"] - b[1]))
+    elif change == "optimizer kind":
+        args["opt"] = gdjax.adam(0.1)
+    elif change == "shapes":
+        args["data"] = (X[:8], Y[:8])
+    elif change == "dtypes":
+        args["params"] = jax.tree.map(lambda a: a.astype(jnp.bfloat16), P0)
+        args["data"] = (X.astype(jnp.bfloat16), Y.astype(jnp.bfloat16))
+    elif change == "shuffle":
+        args["kw"]["shuffle"] = False
+    elif change == "batch size":
+        args["kw"]["batch_size"] = 2
+    elif change == "validation":
+        args["kw"]["validation_data"] = (X, Y)
+    with compiled() as names:
+        gdjax.fit(args["loss"], args["params"], args["opt"], args["data"], **args["kw"])
+    assert names.count(STEPS) + names.count(END) >= 1, change
+
+
+def test_programs_with_host_callbacks_are_never_shared():
     results = []
     for offset in (1.0, 2.0):
 
@@ -171,25 +258,22 @@ class _FakeClock:
 
 @pytest.mark.parametrize("engine", ["fit", "sweep"])
 def test_epoch_seconds_leave_out_the_tracing_of_the_programs(monkeypatch, engine):
-    # Tracing and finding a compiled program happen before the first epoch's clock starts, so a
-    # call that reuses a compiled program has an ordinary first epoch. A fake clock makes the
-    # (otherwise wall-time) check exact: building a program "takes" 1000 s.
-    import importlib
+    # Tracing happens before the first epoch's clock starts, so a call that reuses compiled
+    # programs has an ordinary first epoch. A fake clock makes the (otherwise wall-time) check
+    # exact: tracing a program "takes" 1000 s.
+    from gdjax.train import driver
 
-    fit_module = importlib.import_module("gdjax.train.fit")
-    sweep_module = importlib.import_module("gdjax.train.sweep")
     clock = _FakeClock()
-    monkeypatch.setattr(fit_module, "time", clock)
-    monkeypatch.setattr(sweep_module, "time", clock)
-    build = programs.Program._build
+    monkeypatch.setattr(driver, "time", clock)
+    build = programs.build
     built = []
 
-    def slow_build(self, args):
+    def slow_build(fn, args, **kw):
         clock.jump(1000.0)
-        built.append(args[0].epoch.shape)
-        return build(self, args)
+        built.append(kw["name"])
+        return build(fn, args, **kw)
 
-    monkeypatch.setattr(programs.Program, "_build", slow_build)
+    monkeypatch.setattr(programs, "build", slow_build)
     kw = {"batch_size": 4, "epochs": 3, "progress": True, "progress_every_steps": 1}
     if engine == "fit":
         res = gdjax.fit(_mse, P0, gdjax.sgd(0.1), (X, Y), key=jax.random.key(0), **kw)
@@ -199,6 +283,5 @@ def test_epoch_seconds_leave_out_the_tracing_of_the_programs(monkeypatch, engine
             _mse, P0, lambda h: gdjax.sgd(h["lr"]), (X, Y), hparams={"lr": [0.1]}, **kw
         )
         seconds = res.epoch_seconds[4]
-    # progress every step splits each epoch into chunks: two programs, both built up front
-    assert len(built) == 2
+    assert sorted(built) == ["gdjax_end", "gdjax_init", "gdjax_steps"]
     assert len(seconds) == 3 and seconds.max() < 1000.0

@@ -143,7 +143,7 @@ def test_named_validation_sets_checked(sets, kw, match):
 
 def test_aux_entries_must_not_clash_with_a_validation_set():
     def loss(p, b):
-        return _ce(p, b), {"test_extra": jnp.zeros(())}
+        return _ce(p, b), {"test_loss": jnp.zeros(())}
 
-    with pytest.raises(ValueError, match=r"aux entries \['test_extra'\] clash"):
+    with pytest.raises(ValueError, match=r"aux entry 'test_loss' clashes"):
         _fit(loss=loss, validation_data={"test": (X, Y)})

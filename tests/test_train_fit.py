@@ -68,15 +68,6 @@ def test_fit_matches_optax_loop(bs):
     assert res.epochs_run == 3 and res.stop_reason is None
 
 
-def test_gather_modes_agree():
-    data = _linreg()
-    kw = {"batch_size": 4, "epochs": 2, "key": jax.random.key(4), "record_steps": True}
-    a = fit(_mse, P0, optax.adam(0.1), data, gather="step", **kw)
-    b = fit(_mse, P0, optax.adam(0.1), data, gather="epoch", **kw)
-    np.testing.assert_allclose(a.params["w"], b.params["w"], rtol=1e-6)
-    np.testing.assert_allclose(a.history["step_loss"], b.history["step_loss"], rtol=1e-6)
-
-
 def test_drop_last_matches_reference():
     data = _linreg()
     key = jax.random.key(1)
@@ -139,7 +130,8 @@ def test_user_params_not_donated_and_aux_logged():
 
     def loss(p, batch):
         err = batch[0] @ p["w"] + p["b"] - batch[1]
-        return jnp.mean(err**2), {"mae": jnp.mean(jnp.abs(err)), "vec": err}
+        moments = jnp.stack([jnp.mean(err), jnp.mean(err**2)])  # a fixed-shape entry
+        return jnp.mean(err**2), {"mae": jnp.mean(jnp.abs(err)), "moments": moments}
 
     res = fit(loss, p0, optax.sgd(0.0), data, batch_size=3, epochs=1, key=jax.random.key(0))
     np.testing.assert_array_equal(p0["w"], np.ones(3))  # still readable and unchanged
@@ -148,7 +140,26 @@ def test_user_params_not_donated_and_aux_logged():
     # lr = 0: the per-epoch means are means over all examples.
     np.testing.assert_allclose(res.history["mae"], [np.abs(err).mean()], rtol=1e-5)
     np.testing.assert_allclose(res.history["loss"], [np.mean(err**2)], rtol=1e-5)
-    assert "vec" not in res.history
+    np.testing.assert_allclose(
+        res.history["moments"], [[err.mean(), np.mean(err**2)]], rtol=1e-5, atol=1e-7
+    )
+
+
+@pytest.mark.parametrize(
+    ("aux", "match"),
+    [
+        (lambda err: {"vec": err}, r"aux entry 'vec' has shape \(1,\).*\(3,\).*\.mean\(\)"),
+        (lambda err: {"listed": [jnp.mean(err)]}, r"aux entry 'listed' is a list"),
+        (lambda err: err.mean(), r"aux of type an array.*dict of arrays"),
+    ],
+)
+def test_aux_entries_that_cannot_be_recorded_are_refused(aux, match):
+    def loss(p, batch):
+        err = batch[0] @ p["w"] + p["b"] - batch[1]
+        return jnp.mean(err**2), aux(err)
+
+    with pytest.raises((ValueError, TypeError), match=match):
+        fit(loss, P0, optax.sgd(0.1), _linreg(), batch_size=3, epochs=1, key=jax.random.key(0))
 
 
 def test_step_keys_follow_documented_scheme():

@@ -98,8 +98,9 @@ def _count_run(policy):
 
 
 def test_nonfinite_stop_returns_last_finite_params_with_warning():
-    with pytest.warns(RuntimeWarning, match="non-finite loss"):
+    with pytest.warns(RuntimeWarning, match="made the loss non-finite") as record:
         res = _count_run("stop")
+    assert "returning the state from before that step" in str(record[0].message)
     assert float(res.params["t"]) == 3.0
     assert res.stop_reason == "non-finite loss" and res.epochs_run == 2
     np.testing.assert_array_equal(res.history["nonfinite_steps"], [0, 1])

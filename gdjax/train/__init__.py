@@ -1,10 +1,14 @@
-"""The training engine: ``fit``, ``sweep``, stopping rules, diagnostics, checkpoints, plots."""
+"""The training engine: ``fit``, ``sweep``, their options, stopping rules, diagnostics, plots."""
 
 from gdjax.train.diagnostics import Diagnostics
 from gdjax.train.fit import FitResult, fit
+from gdjax.train.options import TrainOptions
 from gdjax.train.plot import plot_history
+from gdjax.train.programs import enable_default_cache, set_cache_dir
 from gdjax.train.stopping import EarlyStopping, ReduceOnPlateau
 from gdjax.train.sweep import SweepResult, grid, sweep
+
+enable_default_cache()
 
 __all__ = [
     "Diagnostics",
@@ -12,8 +16,10 @@ __all__ = [
     "FitResult",
     "ReduceOnPlateau",
     "SweepResult",
+    "TrainOptions",
     "fit",
     "grid",
     "plot_history",
+    "set_cache_dir",
     "sweep",
 ]

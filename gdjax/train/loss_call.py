@@ -73,8 +73,30 @@ class LossCall:
         return out, model_state, None
 
 
-def scalar_aux(aux: Any) -> dict[str, jax.Array]:
-    """The entries of ``aux`` that the engine averages per epoch: scalars in a dict, else none."""
-    if not isinstance(aux, dict):
+def aux_entries(aux: Any, name: str = "loss_fn") -> dict[str, Any]:
+    """The ``aux`` entries the engine averages per epoch (a dict of arrays), checked.
+
+    ``None`` (no aux) gives no entries. Anything else must be a dict of JAX arrays with string
+    keys: scalars, or arrays whose shape does not depend on the batch (the history then holds
+    one such array per epoch). A list, a string or a non-dict aux is an error, not a silently
+    dropped entry.
+    """
+    if aux is None:
         return {}
-    return {k: v for k, v in aux.items() if isinstance(k, str) and getattr(v, "shape", None) == ()}
+    if not isinstance(aux, dict):
+        kind = "an array" if hasattr(aux, "shape") else f"a {type(aux).__name__}"
+        raise TypeError(
+            f"{name} returned an aux of type {kind}; the engine records aux as a dict of arrays "
+            "{name: batch mean}, averaged per epoch into the history"
+        )
+    out = {}
+    for key, value in aux.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{name} aux keys must be strings, got {key!r}")
+        if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+            raise TypeError(
+                f"{name} aux entry {key!r} is a {type(value).__name__}; aux entries must be JAX "
+                "arrays (a scalar batch mean, or an array of fixed shape)"
+            )
+        out[key] = value
+    return out

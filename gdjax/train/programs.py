@@ -1,60 +1,68 @@
-"""The compiled chunk programs of a run, shared with later runs that differ only in array values.
+"""The compiled programs of a run, built once and kept for every later call that needs them.
 
-``jax.jit`` caches compiled code per Python function, and every ``fit`` or ``sweep`` call builds
-new functions (its optimizer, its engine spec), so on its own each call would compile its
-programs again — even when all that changed is a learning rate passed as an array. Here each
-program is traced once per call to a jaxpr; the arrays it closes over (an optimizer's learning
-rate, a table the loss reads) become arguments of the compiled program instead of constants
-baked into it, and the lowered StableHLO text, which then no longer holds their values, is the
-cache key. A later call whose program lowers to the same text, for arguments of the same types
-and shardings, runs the executable already compiled. Python numbers stay constants in the
-program, so changing one compiles anew; a program that calls back into Python (callbacks,
-``jax.debug.print``) is never shared.
+A run needs four programs: ``init`` (a fresh training state), ``steps`` (a chunk of full-batch
+steps, in the fast form), ``end`` (the remainder batch and the end of an epoch) and, only if a
+non-finite step ever shows up, ``guarded`` (the same chunk with every step checked; see
+:mod:`gdjax.train.step`). :class:`Programs` holds them for one :class:`~gdjax.train.spec.Spec`.
 
-Only the first call of a program in a run does this work; each chunk after that is one call of
-the compiled program.
+Finding them for a call costs next to nothing when nothing changed:
+
+1. **Cheap key.** :func:`programs_for` looks the programs up by the spec (loss functions and
+   optimizer compared by identity, or by recipe for gdjax optimizers) and the shapes and dtypes
+   of the inputs. A hit runs the compiled executables directly: no tracing, no lowering.
+2. **Structural key.** On a miss each program is traced to a jaxpr, the arrays it closes over
+   become inputs rather than constants, and the lowered program's text (which no longer holds
+   their values) is hashed. A program that lowers to the same text for inputs of the same
+   types runs the executable already compiled — a recreated ``lambda`` or a new ``optax.adam``
+   with the same numbers costs a trace, not a compilation. Programs that call back into Python
+   (callbacks, ``jax.debug.print``) are never shared this way.
+3. **XLA.** Otherwise the program is compiled, on a background thread: the steps and end
+   programs (and the small init program) compile at the same time. JAX's persistent
+   compilation cache (:func:`set_cache_dir`, on by default) lets a new process load what an
+   earlier one compiled.
+
+As with ``jax.jit``, a hit on the cheap key means the functions are not traced again: a loss
+that reads a global variable changed between calls sees the value it was first traced with.
 """
 
 from __future__ import annotations
 
-import functools
+import concurrent.futures
+import contextlib
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.extend
 
-from gdjax.train.epoch import EngineSpec, run_chunk
-
-#: How many compiled programs are kept for later runs (least recently used are dropped).
+#: How many runs' programs are kept (least recently used are dropped).
 MAX_CACHED = 16
 
 #: Primitives whose function parameters are derivative rules, unused when the program runs.
 _DERIVATIVE_RULES = ("custom_jvp_call", "custom_vjp_call")
-
 #: Callable parameter values that are data, not code (a mesh is a context decorator).
 _NOT_CODE = (jax.sharding.Mesh, jax.sharding.AbstractMesh, jax.sharding.Sharding, type)
 
-_cache: OrderedDict[tuple, Callable[..., Any]] = OrderedDict()
 _lock = threading.Lock()
+_by_key: OrderedDict[Any, Programs] = OrderedDict()
+_by_text: OrderedDict[tuple, Any] = OrderedDict()
+_compiler = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="gdjax-xla")
 
 
-def _signature(x: Any) -> tuple:
-    """What a compiled program is specialised to: type (weak type included) and placement."""
-    return (jax.typeof(x), getattr(x, "sharding", None))
+def clear_cache() -> None:
+    """Forget every compiled program kept for later runs."""
+    with _lock:
+        _by_key.clear()
+        _by_text.clear()
 
 
 def _runs_host_code(jaxpr: jax.extend.core.Jaxpr) -> bool:
-    """Whether a program calls back into Python (callbacks, ``jax.debug.print``).
-
-    Such a program may lower to the same text as one with another callback, so it is never
-    shared. A callback shows as an effect or as a function among an equation's parameters;
-    custom derivative rules are functions too, but they are not run (the program is not
-    differentiated again), so they do not count.
-    """
+    """Whether a program calls back into Python (callbacks, ``jax.debug.print``)."""
     for eqn in jaxpr.eqns:
         if eqn.effects:
             return True
@@ -74,106 +82,150 @@ def _runs_host_code(jaxpr: jax.extend.core.Jaxpr) -> bool:
     return False
 
 
-def _shared(key: tuple, jitted: Callable[..., Any]) -> Callable[..., Any]:
-    """The cached program for ``key``, or ``jitted`` after caching it."""
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-        _cache[key] = jitted
-        while len(_cache) > MAX_CACHED:
-            _cache.popitem(last=False)
-        return jitted
+def _signature(x: Any) -> tuple:
+    return (jax.typeof(x), getattr(x, "sharding", None))
 
 
-def clear_cache() -> None:
-    """Forget every compiled program kept for later runs."""
-    with _lock:
-        _cache.clear()
+class Executable:
+    """One compiled program: call it with the arguments it was built for."""
 
+    def __init__(
+        self, future: concurrent.futures.Future, consts: list, out_tree: Any, name: str
+    ) -> None:
+        self._future = future
+        self._consts = consts
+        self._out_tree = out_tree
+        self.name = name
 
-class Program:
-    """One compiled chunk program; call it with ``(state, *rest)`` — ``state`` is donated.
-
-    Args:
-        fn: The pure function ``(state, *rest) -> (state, stats)`` to compile.
-        place: Puts the arrays ``fn`` closes over where the arguments live.
-    """
-
-    def __init__(self, fn: Callable[..., Any], place: Callable[[list], list]) -> None:
-        self._fn = fn
-        self._place = place
-        self._run: Callable[..., Any] | None = None
+    def ready(self) -> Executable:
+        """Wait for the compilation (re-raising its error) and return ``self``."""
+        self._future.result()
+        return self
 
     def __call__(self, *args: Any) -> Any:
-        """Run the program (tracing and compiling it, or finding it compiled, on first use)."""
-        self.prepare(*args)
-        return self._run(*args)
+        flat = self._future.result()(*self._consts, *jax.tree.leaves(args))
+        return jax.tree.unflatten(self._out_tree, flat)
 
-    def prepare(self, *args: Any) -> None:
-        """Trace and lower the program for arguments like ``args`` (not run; nothing donated).
 
-        This is the work of a first call that happens in Python; ``fit`` and ``sweep`` do it
-        before the first epoch's clock starts, so that a program found compiled costs that
-        epoch nothing. (A program compiled for the first time is compiled by XLA on its first
-        run.)
-        """
-        if self._run is None:
-            self._run = self._build(args)
+def build(
+    fn: Callable[..., Any],
+    args: tuple,
+    *,
+    name: str,
+    donate_first: bool,
+    place: Callable[[list], list],
+) -> Executable:
+    """Trace ``fn`` for arguments like ``args`` (abstract or concrete) and start compiling it.
 
-    def _build(self, args: tuple) -> Callable[..., Any]:
-        closed, out_shape = jax.make_jaxpr(self._fn, return_shape=True)(*args)
-        jaxpr, out_tree = closed.jaxpr, jax.tree.structure(out_shape)
-        consts = self._place(list(closed.consts))
-        n_consts, n_state = len(consts), len(jax.tree.leaves(args[0]))
+    The arrays ``fn`` closes over become inputs (put where ``place`` says); ``args[0]``'s
+    buffers are donated if ``donate_first``. Compilation runs on a background thread.
+    """
+    closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+    jaxpr, out_tree = closed.jaxpr, jax.tree.structure(out_shape)
+    consts = place(list(closed.consts))
+    n_consts = len(consts)
+    n_first = len(jax.tree.leaves(args[0])) if donate_first else 0
 
-        def train_chunk(*flat: Any) -> list:
-            return jax.core.eval_jaxpr(jaxpr, flat[:n_consts], *flat[n_consts:])
+    def program(*flat: Any) -> list:
+        return jax.core.eval_jaxpr(jaxpr, flat[:n_consts], *flat[n_consts:])
 
-        jitted = jax.jit(train_chunk, donate_argnums=tuple(range(n_consts, n_consts + n_state)))
-        if not _runs_host_code(jaxpr):
-            flat = [*consts, *jax.tree.leaves(args)]
-            text = jitted.lower(*flat).as_text()
-            key = (
-                hashlib.sha256(text.encode()).hexdigest(),
-                n_consts,
-                n_state,
-                tuple(_signature(x) for x in flat),
-            )
-            jitted = _shared(key, jitted)
-
-        def run(*args: Any) -> Any:
-            return jax.tree.unflatten(out_tree, jitted(*consts, *jax.tree.leaves(args)))
-
-        return run
+    program.__name__ = name
+    jitted = jax.jit(program, donate_argnums=tuple(range(n_consts, n_consts + n_first)))
+    flat_args = [*consts, *jax.tree.leaves(args)]
+    lowered = jitted.lower(*flat_args)
+    key = None
+    if not _runs_host_code(jaxpr):
+        text = lowered.as_text()
+        key = (
+            hashlib.sha256(text.encode()).hexdigest(),
+            n_consts,
+            n_first,
+            tuple(_signature(x) for x in flat_args),
+        )
+        with _lock:
+            if key in _by_text:
+                _by_text.move_to_end(key)
+                return Executable(_by_text[key], consts, out_tree, name)
+    future = _compiler.submit(lowered.compile)
+    if key is not None:
+        with _lock:
+            _by_text[key] = future
+            while len(_by_text) > 4 * MAX_CACHED:
+                _by_text.popitem(last=False)
+    return Executable(future, consts, out_tree, name)
 
 
 class Programs:
-    """The chunk programs of one run, one per ``(num_full, finish)``.
+    """The programs of one run shape, built on first use and kept for later calls.
 
     Args:
-        spec: The run's static description.
-        wrap: Turns ``run_chunk`` into the function to compile (``sweep`` vmaps it).
-        place: Puts arrays that the programs close over next to the data (default: the
-            default device).
+        spec: The run's static description (kept for later calls with the same key).
+        make: ``name -> (fn, args, donate_first)`` for ``init``, ``steps``, ``guarded`` and
+            ``end``: the function to compile and arguments like the ones it will get.
+        place: Puts arrays the programs close over where their inputs live.
     """
 
     def __init__(
-        self,
-        spec: EngineSpec,
-        wrap: Callable[[Callable], Callable] | None = None,
-        place: Callable[[list], list] | None = None,
+        self, spec: Any, make: Callable[[str], tuple], place: Callable[[list], list]
     ) -> None:
         self.spec = spec
-        self._wrap = wrap
-        self._place = place or jax.device_put
-        self._cache: dict[tuple[int, bool], Program] = {}
+        self._make = make
+        self._place = place
+        self._built: dict[str, Executable] = {}
+        self._lock = threading.Lock()
 
-    def __call__(self, num_full: int, finish: bool) -> Program:
-        """The program ``(state, key, hp, data, val_data[, clock]) -> (state, stats)``."""
-        if (num_full, finish) not in self._cache:
-            fn = functools.partial(run_chunk, self.spec, num_full, finish)
-            if self._wrap is not None:
-                fn = self._wrap(fn)
-            self._cache[(num_full, finish)] = Program(fn, self._place)
-        return self._cache[(num_full, finish)]
+    def get(self, name: str) -> Executable:
+        """The program ``name``, traced and submitted for compilation on first use."""
+        with self._lock:
+            if name not in self._built:
+                fn, args, donate_first = self._make(name)
+                self._built[name] = build(
+                    fn, args, name=f"gdjax_{name}", donate_first=donate_first, place=self._place
+                )
+            return self._built[name]
+
+    def has(self, name: str) -> bool:
+        """Whether ``name`` was built already."""
+        return name in self._built
+
+
+def programs_for(key: Any, create: Callable[[], Programs]) -> tuple[Programs, bool]:
+    """The programs cached under ``key`` (and ``True``), or ``create()``'s, kept there."""
+    with _lock:
+        if key in _by_key:
+            _by_key.move_to_end(key)
+            return _by_key[key], True
+    programs = create()  # outside the lock: it checks arguments and traces the loss
+    with _lock:
+        _by_key[key] = programs
+        while len(_by_key) > MAX_CACHED:
+            _by_key.popitem(last=False)
+        return programs, False
+
+
+def set_cache_dir(directory: str | os.PathLike | None) -> None:
+    """Use ``directory`` for JAX's persistent compilation cache (``None``: turn it off).
+
+    gdjax turns the cache on when it is imported, in ``~/.cache/gdjax/jax`` (or the directory
+    named by the environment variable ``GDJAX_COMPILATION_CACHE``; set it to ``off`` to leave
+    JAX's setting alone), unless JAX's own ``jax_compilation_cache_dir`` is already set. Then a
+    new process with the same shapes loads its programs instead of compiling them. Programs
+    that take less than 0.2 s to compile are not written.
+    """
+    if directory is None:
+        jax.config.update("jax_compilation_cache_dir", None)
+        return
+    path = Path(directory).expanduser()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
+def enable_default_cache() -> None:
+    """Turn on the persistent compilation cache as :func:`set_cache_dir` describes."""
+    choice = os.environ.get("GDJAX_COMPILATION_CACHE", "")
+    if choice.lower() in ("off", "0", "false", "no") or jax.config.jax_compilation_cache_dir:
+        return
+    directory = choice or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "gdjax" / "jax"
+    with contextlib.suppress(OSError):  # an unwritable home: run without the cache
+        set_cache_dir(directory)

@@ -34,14 +34,16 @@ def check_divisible(batch_size: int, mesh: Mesh, axis: str) -> None:
         )
 
 
-def batch_shardings(mesh: Mesh, axis: str) -> dict[str, NamedSharding]:
-    """Shardings for one batch (``batch``) and for a chunk of stacked batches (``stacked``)."""
-    return {
-        "batch": NamedSharding(mesh, PartitionSpec(axis)),
-        "stacked": NamedSharding(mesh, PartitionSpec(None, axis)),
-    }
+def batch_sharding(mesh: Mesh, axis: str) -> NamedSharding:
+    """The sharding of one batch: its rows split over ``axis``."""
+    return NamedSharding(mesh, PartitionSpec(axis))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """The sharding of an array copied to every device of ``mesh``."""
+    return NamedSharding(mesh, PartitionSpec())
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
     """Put every leaf of ``tree`` on all devices of ``mesh``."""
-    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+    return jax.device_put(tree, replicated(mesh))

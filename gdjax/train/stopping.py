@@ -1,4 +1,4 @@
-"""Stopping rules and learning-rate reduction, as pure per-epoch state machines.
+"""Stopping rules, as pure per-epoch state machines, and the reduce-on-plateau rule's settings.
 
 The rules run inside the compiled epoch program (so that a vmapped sweep stops each member on its
 own) and their state is part of the checkpoint (so that a resumed run stops exactly where an
@@ -12,6 +12,9 @@ from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
+
+from gdjax.transforms.plateau import reduce_on_plateau
 
 #: Why a run stopped, indexed by :attr:`StopState.reason`.
 REASONS = ("", "early stopping", "loss change below tolerance", "non-finite loss")
@@ -55,11 +58,14 @@ class EarlyStopping:
 
 @dataclass(frozen=True)
 class ReduceOnPlateau:
-    """Multiply the step size by ``factor`` when a monitored quantity stops improving.
+    """Multiply the step size by ``factor`` when a monitored history entry stops improving.
 
-    The engine multiplies the optimizer's updates by a running scale (recorded in the history
-    as ``lr_scale``). For every optimizer whose last transformation scales by the learning rate
-    (all of optax's and gdjax's named optimizers) this is exactly a learning-rate reduction.
+    ``fit`` and ``sweep`` append :func:`gdjax.reduce_on_plateau` to the optimizer, so the scale
+    lives in the optimizer state (``gdjax.get_hyperparam(state, "lr_scale")``), and feed it
+    the monitored value after every epoch; the history records it as ``lr_scale``. The scale
+    multiplies the optimizer's updates: for every optimizer whose last transformation scales
+    by the learning rate (all of optax's and gdjax's named optimizers) this is exactly a
+    learning-rate reduction. Outside the engine, use :func:`gdjax.reduce_on_plateau` directly.
 
     Args:
         monitor: History key to watch.
@@ -98,23 +104,26 @@ class ReduceOnPlateau:
             raise ValueError("ReduceOnPlateau: min_delta and min_scale must be >= 0")
         _check_mode(self.mode, "ReduceOnPlateau")
 
+    def transform(self) -> optax.GradientTransformationExtraArgs:
+        """The :func:`gdjax.reduce_on_plateau` transformation the engine appends."""
+        return reduce_on_plateau(
+            factor=self.factor,
+            patience=self.patience,
+            min_delta=self.min_delta,
+            mode=self.mode,
+            cooldown=self.cooldown,
+            min_scale=self.min_scale,
+            accumulation_size=None,
+        )
+
 
 @dataclass(frozen=True)
 class StopConfig:
-    """Everything that decides when training stops (built by ``fit`` from its arguments)."""
+    """Everything that decides when training stops (built from the training options)."""
 
     early_stopping: EarlyStopping | None = None
-    reduce_on_plateau: ReduceOnPlateau | None = None
     tol: float | None = None
     on_nonfinite: Literal["stop", "skip", "raise"] = "stop"
-
-    def monitored(self) -> list[str]:
-        """The history keys the rules read."""
-        keys = ["loss"] if self.tol is not None else []
-        for rule in (self.early_stopping, self.reduce_on_plateau):
-            if rule is not None:
-                keys.append(rule.monitor)
-        return keys
 
 
 class StopState(NamedTuple):
@@ -128,11 +137,9 @@ class StopState(NamedTuple):
     wait: jax.Array
     best_params: Any  # copy of params at the best epoch (None unless restore_best)
     best_model_state: Any
-    plateau_best: jax.Array
-    plateau_wait: jax.Array
-    plateau_cooldown: jax.Array
-    lr_scale: jax.Array
     prev_loss: jax.Array
+    bad_step: jax.Array  # int32: the first step found non-finite (counted from 0), -1 if none
+    bad_parts: jax.Array  # int32: what was non-finite at that step (bits of gdjax.train.step)
 
 
 def _worst(mode: str) -> float:
@@ -141,7 +148,7 @@ def _worst(mode: str) -> float:
 
 def init_stop_state(cfg: StopConfig, params: Any, model_state: Any) -> StopState:
     """The state before the first epoch."""
-    es, pl = cfg.early_stopping, cfg.reduce_on_plateau
+    es = cfg.early_stopping
     keep = es is not None and es.restore_best
     f32, i32 = jnp.float32, jnp.int32
     return StopState(
@@ -153,11 +160,9 @@ def init_stop_state(cfg: StopConfig, params: Any, model_state: Any) -> StopState
         wait=jnp.array(0, i32),
         best_params=jax.tree.map(jnp.array, params) if keep else None,
         best_model_state=jax.tree.map(jnp.array, model_state) if keep else None,
-        plateau_best=jnp.array(_worst(pl.mode) if pl else 0.0, f32),
-        plateau_wait=jnp.array(0, i32),
-        plateau_cooldown=jnp.array(0, i32),
-        lr_scale=jnp.array(1.0, f32),
         prev_loss=jnp.array(jnp.nan, f32),
+        bad_step=jnp.array(-1, i32),
+        bad_parts=jnp.array(0, i32),
     )
 
 
@@ -206,21 +211,4 @@ def update_stop_state(
         loss = stats["loss"].astype(jnp.float32)
         stop_if(jnp.abs(loss - state.prev_loss) < cfg.tol, TOLERANCE)
         new["prev_loss"] = loss
-    pl = cfg.reduce_on_plateau
-    if pl is not None:
-        value = stats[pl.monitor].astype(jnp.float32)
-        better = _improved(value, state.plateau_best, pl.min_delta, pl.mode)
-        cooling = state.plateau_cooldown > 0
-        wait = jnp.where(better | cooling, 0, state.plateau_wait + 1)
-        reduce = wait >= pl.patience
-        new.update(
-            plateau_best=jnp.where(better, value, state.plateau_best),
-            plateau_wait=jnp.where(reduce, 0, wait),
-            plateau_cooldown=jnp.where(
-                reduce, pl.cooldown, jnp.maximum(state.plateau_cooldown - 1, 0)
-            ),
-            lr_scale=jnp.where(
-                reduce, jnp.maximum(state.lr_scale * pl.factor, pl.min_scale), state.lr_scale
-            ).astype(jnp.float32),
-        )
     return state._replace(stopped=stopped, reason=reason, halted=jnp.array(False), **new)

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gdjax.train.diagnostics import Diagnostics
-from gdjax.train.epoch import CONTROL_KEYS, chunk_plan, init_state
-from gdjax.train.fit import append_stats
-from gdjax.train.programs import Programs
-from gdjax.train.progress import Progress, running_loss
-from gdjax.train.setup import build_spec, validation_arrays
-from gdjax.train.stopping import REASONS, EarlyStopping, ReduceOnPlateau
-from gdjax.train.validate import check_positive_int
+from gdjax import _checks
+from gdjax.train import history as hist
+from gdjax.train.driver import drive, nonfinite_message
+from gdjax.train.engine import Members, as_params, optimizer_of, start_run
+from gdjax.train.options import make_options, with_option_signature
+from gdjax.train.stopping import REASONS
 
 
 @dataclass
@@ -104,6 +104,7 @@ def _members(hparams: Mapping[str, Any], seeds: Any) -> tuple[int, dict[str, np.
     return m, hp, seeds_arr
 
 
+@with_option_signature
 def sweep(
     loss_fn: Callable[..., Any],
     params: Any,
@@ -112,25 +113,9 @@ def sweep(
     *,
     hparams: Mapping[str, Any] | None = None,
     seeds: int | Sequence[int] | np.ndarray = 0,
-    batch_size: int | None,
-    epochs: int,
-    validation_data: Any = None,
-    metrics: Mapping[str, Callable[..., Any]] | None = None,
-    eval_loss_fn: Callable[..., Any] | None = None,
-    eval_batch_size: int | None = None,
     model_state: Any = None,
-    takes_key: bool = False,
     loss_takes_hparams: bool = False,
-    shuffle: bool = True,
-    drop_last: bool = False,
-    early_stopping: EarlyStopping | None = None,
-    tol: float | None = None,
-    reduce_on_plateau: ReduceOnPlateau | None = None,
-    on_nonfinite: Literal["stop", "skip"] = "stop",
-    diagnostics: bool | Diagnostics | None = None,
-    record_steps: bool = False,
-    progress: bool = False,
-    progress_every_steps: int | None = None,
+    **options: Any,
 ) -> SweepResult:
     """Train M configurations in one compiled, vmapped program (one per distinct batch size).
 
@@ -145,7 +130,7 @@ def sweep(
     all members share it, and so the data order: the shuffled data is then gathered once for
     all members. ``hparams["batch_size"]`` (Python ints) may vary per member: members are
     grouped by batch size, each group is one program, and results come back in member order.
-    Other arguments are those of :func:`gdjax.fit`.
+    A member that stops (early stopping, a non-finite step) is frozen while the others go on.
 
     Args:
         loss_fn: Loss, with ``fit``'s signatures; with ``loss_takes_hparams=True`` it also gets
@@ -156,26 +141,12 @@ def sweep(
         data: Training data, shared by all members.
         hparams: ``{name: values}``; each value a 1-D array of length M or a scalar.
         seeds: One int for all members, or M ints.
-        batch_size: The batch size when ``hparams`` has no ``batch_size`` entry.
-        epochs: Epochs per member.
-        validation_data: See :func:`gdjax.fit`.
-        metrics: See :func:`gdjax.fit`.
-        eval_loss_fn: See :func:`gdjax.fit`.
-        eval_batch_size: See :func:`gdjax.fit`.
-        model_state: See :func:`gdjax.fit` (shared initial state).
-        takes_key: See :func:`gdjax.fit`.
+        model_state: Initial model state shared by all members (see :func:`gdjax.fit`).
         loss_takes_hparams: Pass ``hparams=`` to the loss.
-        shuffle: See :func:`gdjax.fit`.
-        drop_last: See :func:`gdjax.fit`.
-        early_stopping: Applied to each member separately; a stopped member is frozen.
-        tol: See :func:`gdjax.fit`.
-        reduce_on_plateau: See :func:`gdjax.fit`.
-        on_nonfinite: ``"stop"`` (freeze that member) or ``"skip"``.
-        diagnostics: See :func:`gdjax.fit`.
-        record_steps: See :func:`gdjax.fit` (``step_loss`` padded with NaN across batch sizes).
-        progress: Show a progress bar (see :func:`gdjax.fit`; the loss is the members' mean
-            and examples per second count every member's examples).
-        progress_every_steps: See :func:`gdjax.fit`.
+        **options: The training options of :class:`gdjax.TrainOptions`, as for
+            :func:`gdjax.fit` (``batch_size`` is the batch size when ``hparams`` has no
+            ``batch_size`` entry). With ``checkpoint_dir``, each batch-size group keeps its
+            checkpoints in a subdirectory ``batch_size_<b>``.
 
     Returns:
         A :class:`SweepResult`.
@@ -192,179 +163,62 @@ def sweep(
         >>> res.history["loss"].shape
         (3, 5)
     """
-    if progress_every_steps is not None:
-        check_positive_int(progress_every_steps, "progress_every_steps")
-    if on_nonfinite not in ("stop", "skip"):
-        raise ValueError(f"on_nonfinite must be 'stop' or 'skip' in a sweep, got {on_nonfinite!r}")
+    opts = make_options("sweep", options)
+    _checks.flag("loss_takes_hparams", loss_takes_hparams)
     hparams = dict(hparams or {})
     m, hp_all, seeds_arr = _members(hparams, seeds)
-    if isinstance(optimizer, optax.GradientTransformation):
-        fixed = optimizer
-        make_opt = lambda _hp: fixed  # noqa: E731
-    elif callable(optimizer):
-        make_opt = optimizer
-    else:
-        raise TypeError("optimizer must be a GradientTransformation or hparams -> one")
+    opt = optimizer_of(optimizer, "sweep")
     sizes = hp_all.pop("batch_size", None)
     if sizes is not None:
         if not np.issubdtype(sizes.dtype, np.integer):
             raise TypeError(f"hparams['batch_size'] must hold ints, got {sizes.dtype}")
         groups = {int(b): np.flatnonzero(sizes == b) for b in dict.fromkeys(sizes.tolist())}
     else:
-        groups = {batch_size: np.arange(m)}
+        groups = {opts.batch_size: np.arange(m)}
     hp_jnp = {
         k: jnp.asarray(a, jnp.float32 if np.issubdtype(a.dtype, np.floating) else None)
         for k, a in hp_all.items()
     }
-    # vmap needs one batched input: without hyperparameters, give each member its own copy of
-    # the key (same values, so the same run as with a shared key).
-    shared_key = seeds_arr.ndim == 0 and bool(hp_jnp)
+    shared_key = seeds_arr.ndim == 0
     keys = (
         jax.random.key(int(seeds_arr))
         if shared_key
-        else jax.vmap(jax.random.key)(jnp.broadcast_to(jnp.asarray(seeds_arr), (m,)))
+        else jax.vmap(jax.random.key)(jnp.asarray(seeds_arr))
     )
     init_fn = params if callable(params) else None
-    one_key = keys if shared_key else keys[0]
-    # abstract: checking the arguments needs shapes only (an eager init compiles op by op)
-    params_one = jax.eval_shape(init_fn, one_key) if init_fn else params
+    if init_fn is None:
+        params = as_params(params)
 
     results = []
     for bs, idx in groups.items():
-        hp_g = {k: a[idx] for k, a in hp_jnp.items()}
-        keys_g = keys if shared_key else keys[idx]
-        hp_one = {k: a[0] for k, a in hp_g.items()}
-        spec, aux_keys = build_spec(
-            loss_fn=loss_fn,
-            params=params_one,
-            make_optimizer=make_opt,
-            hp=hp_one,
-            data=data,
+        group_opts = dataclasses.replace(
+            opts,
             batch_size=bs,
-            epochs=epochs,
-            validation_data=validation_data,
-            metrics=metrics,
-            eval_loss_fn=eval_loss_fn,
-            eval_batch_size=eval_batch_size,
+            checkpoint_dir=None
+            if opts.checkpoint_dir is None
+            else Path(opts.checkpoint_dir) / f"batch_size_{bs}",
+        )
+        run = start_run(
+            caller="sweep",
+            loss_fn=loss_fn,
+            params=None if init_fn is not None else params,
+            optimizer=opt,
+            data=data,
             model_state=model_state,
-            takes_key=takes_key,
+            options=group_opts,
+            key=keys if shared_key else keys[idx],
+            member_hp={k: a[idx] for k, a in hp_jnp.items()},
+            members=Members(len(idx), shared_key, init_fn),
             takes_hparams=loss_takes_hparams,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            early_stopping=early_stopping,
-            tol=tol,
-            reduce_on_plateau=reduce_on_plateau,
-            on_nonfinite=on_nonfinite,
-            diagnostics=diagnostics,
-            record_steps=record_steps,
+            desc="sweep",
         )
-        results.append(
-            (
-                idx,
-                _run_group(
-                    spec,
-                    aux_keys,
-                    init_fn,
-                    params,
-                    model_state,
-                    keys_g,
-                    shared_key,
-                    hp_g,
-                    data,
-                    validation_data,
-                    epochs,
-                    progress,
-                    progress_every_steps,
-                ),
-            )
-        )
-    return _assemble(results, m, hparams, sizes, seeds_arr, spec.loss.has_state)
-
-
-def _run_group(
-    spec,
-    aux_keys,
-    init_fn,
-    params,
-    model_state,
-    keys,
-    shared_key,
-    hp,
-    data,
-    val,
-    epochs,
-    progress,
-    progress_every_steps,
-):
-    key_axis = None if shared_key else 0
-
-    def init_member(key, h):
-        p = init_fn(key) if init_fn else params
-        return init_state(spec, p, model_state, h, aux_keys)
-
-    state = jax.jit(jax.vmap(init_member, in_axes=(key_axis, 0)))(keys, hp)
-
-    def wrap(fn):
-        def member(s, key, h, d, vd, clock):
-            new, stats = fn(s, key, h, d, vd, clock)
-            frozen = s.stop.stopped
-            new = jax.tree.map(lambda a, b: jnp.where(frozen, b, a), new, s)
-            stats = {
-                k: (jnp.where(frozen, jnp.nan, x) if jnp.issubdtype(x.dtype, jnp.floating) else x)
-                for k, x in stats.items()
-            }
-            return new, stats
-
-        return jax.vmap(member, in_axes=(0, key_axis, 0, None, None, None))
-
-    programs = Programs(spec, wrap)
-    data, val = jax.device_put(data), jax.device_put(validation_arrays(val, data))
-    history: dict[str, list] = {}
-    members = len(jax.tree.leaves(hp)[0]) if hp else len(keys)
-    bar = Progress(bool(progress), epochs, spec.steps_per_epoch, desc="sweep")
-    every = progress_every_steps if progress else None
-    zero = jnp.zeros((), jnp.int32)
-    # Trace the programs (and find them compiled, when an earlier call compiled them) before
-    # the first epoch's clock starts.
-    for num_full, finish in chunk_plan(spec, 0, every):
-        programs(num_full, finish).prepare(state, keys, hp, data, val, (zero, zero))
-    seconds = []
-    try:
-        for epoch in range(epochs):
-            stats = {}
-            t0 = time.perf_counter()
-            pos = 0
-            for num_full, finish in chunk_plan(spec, 0, every):
-                clock = (jnp.asarray(epoch, jnp.int32), jnp.asarray(pos, jnp.int32))
-                state, stats = programs(num_full, finish)(state, keys, hp, data, val, clock)
-                pos += num_full
-                if not finish and bar.enabled:
-                    loss = {"loss": running_loss(state.acc)}
-                    bar.update(num_full, members * num_full * spec.batch_size, epoch + 1, loss)
-            stats = jax.device_get(stats)
-            seconds.append(time.perf_counter() - t0)
-            append_stats(history, stats)
-            bar.update(
-                num_full + (spec.remainder > 0),
-                members * (num_full * spec.batch_size + spec.remainder),
-                epoch + 1,
-                stats_mean(stats),
-            )
-            if bool(np.all(stats["stopped"])):
-                break
-    finally:
-        bar.close()
-    return spec, state, history, np.asarray(seconds)
-
-
-def stats_mean(stats: dict) -> dict:
-    """Mean over members of the losses, for the progress bar."""
-    out = {}
-    for k in ("loss", "val_loss"):
-        if k in stats:
-            x = np.asarray(stats[k])
-            out[k] = np.float32(x[np.isfinite(x)].mean()) if np.isfinite(x).any() else np.nan
-    return out
+        try:
+            drive(run, opts.epochs)
+        finally:
+            if run.checkpointer is not None:
+                run.checkpointer.close()
+        results.append((idx, run))
+    return _assemble(results, m, hparams, sizes, seeds_arr)
 
 
 def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -373,76 +227,92 @@ def _pad(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def _assemble(results, m, hparams, sizes, seeds_arr, has_state) -> SweepResult:
-    per_group = []
-    for idx, (spec, state, history, _) in results:
+def _best(state: Any, spec: Any) -> tuple[Any, Any]:
+    """Each member's parameters and model state: the best epoch's under restore_best."""
+    stop = state.stop
+    params, model_state = state.params, state.model_state
+    es = spec.stop.early_stopping
+    if es is None or not es.restore_best:
+        return params, model_state
+    has_best = stop.best_epoch > 0
+
+    def pick(best, cur):
+        mask = has_best.reshape((-1,) + (1,) * (cur.ndim - 1))
+        return jnp.where(mask, best, cur)
+
+    return (
+        jax.tree.map(pick, stop.best_params, params),
+        jax.tree.map(pick, stop.best_model_state, model_state),
+    )
+
+
+def _assemble(results, m, hparams, sizes, seeds_arr) -> SweepResult:
+    groups, warned = [], []
+    for idx, run in results:
+        state, spec = run.state, run.spec
         stop = state.stop
-        params, model_state = state.params, state.model_state
-        es = spec.stop.early_stopping
-        if es is not None and es.restore_best:
-            has_best = stop.best_epoch > 0
-
-            def pick(best, cur, has_best=has_best):
-                mask = has_best.reshape((-1,) + (1,) * (cur.ndim - 1))
-                return jnp.where(mask, best, cur)
-
-            params = jax.tree.map(pick, stop.best_params, params)
-            model_state = jax.tree.map(pick, stop.best_model_state, model_state)
-        hist = {
-            k: np.swapaxes(np.stack(vals), 0, 1)
-            for k, vals in history.items()
-            if k not in CONTROL_KEYS
-        }
+        params, model_state = _best(state, spec)
         reasons = [
             REASONS[int(r)] if bool(s) else None
             for r, s in zip(np.asarray(stop.reason), np.asarray(stop.stopped), strict=True)
         ]
-        per_group.append(
-            (idx, params, state.opt_state, model_state, hist, np.asarray(state.epoch), reasons)
+        detail = nonfinite_message(stop, spec, len(idx))
+        if detail is not None:
+            warned.append(f"batch size {spec.batch_size}: {detail}")
+        history = hist.stack(run.history, member_axis=True)
+        epochs = np.asarray(state.epoch)
+        groups.append((idx, params, state.opt_state, model_state, history, epochs, reasons))
+    if warned:
+        warnings.warn(
+            "some members met non-finite steps, which were not applied (under "
+            "on_nonfinite='stop' such a member keeps its state from before the step): "
+            + "; ".join(warned),
+            RuntimeWarning,
+            stacklevel=3,
         )
 
     def scatter(trees):
         def leaf(*xs):
             first = np.asarray(xs[0])
             out = np.zeros((m, *first.shape[1:]), first.dtype)
-            for (idx, *_), x in zip(per_group, xs, strict=True):
+            for (idx, *_), x in zip(groups, xs, strict=True):
                 out[idx] = np.asarray(x)
             return jnp.asarray(out)
 
         return jax.tree.map(leaf, *trees)
 
-    keys = per_group[0][4].keys()
     history = {}
-    for k in keys:
-        arrs = [g[4][k] for g in per_group]
+    for k in groups[0][4]:
+        arrs = [g[4][k] for g in groups]
         shape = (m, *np.max([a.shape[1:] for a in arrs], axis=0).tolist())
         out = (
             np.full(shape, np.nan, arrs[0].dtype)
             if np.issubdtype(arrs[0].dtype, np.floating)
             else np.zeros(shape, arrs[0].dtype)
         )
-        for (idx, *_), a in zip(per_group, arrs, strict=True):
+        for (idx, *_), a in zip(groups, arrs, strict=True):
             out[idx] = _pad(a, (len(idx), *shape[1:]))
         history[k] = out
     epochs_run = np.zeros(m, np.int32)
     reasons: list[str | None] = [None] * m
-    for idx, *_, ep, rs in per_group:
+    for idx, *_, ep, rs in groups:
         epochs_run[idx] = ep
         for i, r in zip(idx, rs, strict=True):
             reasons[i] = r
     hp_out = {k: np.broadcast_to(np.asarray(val), (m,)).copy() for k, val in hparams.items()}
     if sizes is not None:
         hp_out["batch_size"] = sizes
+    has_state = results[0][1].spec.loss.has_state
     return SweepResult(
-        params=scatter([g[1] for g in per_group]),
-        opt_state=scatter([g[2] for g in per_group]),
-        model_state=scatter([g[3] for g in per_group]) if has_state else None,
+        params=scatter([g[1] for g in groups]),
+        opt_state=scatter([g[2] for g in groups]),
+        model_state=scatter([g[3] for g in groups]) if has_state else None,
         history=history,
         hparams=hp_out,
         seeds=np.broadcast_to(seeds_arr, (m,)).copy(),
         epochs_run=epochs_run,
         stop_reason=reasons,
-        epoch_seconds={int(r[1][0].batch_size): r[1][3] for r in results},
+        epoch_seconds={int(r.spec.batch_size): np.asarray(r.epoch_seconds) for _, r in results},
     )
 
 

@@ -25,6 +25,7 @@ from gdjax.transforms.clipping import clip, clip_by_global_norm, clip_by_norm
 from gdjax.transforms.guards import ApplyIfFiniteState, apply_if_finite
 from gdjax.transforms.momentum import HeavyBallState, TraceState, heavy_ball, trace
 from gdjax.transforms.noise import AddNoiseState, add_noise
+from gdjax.transforms.plateau import ReduceOnPlateauState, observe_plateau, reduce_on_plateau
 from gdjax.transforms.regularization import (
     AddDecayedWeightsState,
     L1RegularizationState,
@@ -55,6 +56,7 @@ __all__ = [
     "L1RegularizationState",
     "L2RegularizationState",
     "MaskedState",
+    "ReduceOnPlateauState",
     "ScaleByAdaDeltaState",
     "ScaleByAdamState",
     "ScaleByAmsgradState",
@@ -76,6 +78,8 @@ __all__ = [
     "clip_by_norm",
     "heavy_ball",
     "masked",
+    "observe_plateau",
+    "reduce_on_plateau",
     "scale",
     "scale_by_adadelta",
     "scale_by_adam",

@@ -1,0 +1,204 @@
+"""The epoch driver: one loop that runs ``fit`` and ``sweep`` alike.
+
+A call hands the driver a :class:`Run` — compiled programs, the state, the inputs — and the
+driver runs epochs of chunks: the fast steps program (falling back to the guarded one for a
+chunk that met a non-finite value, and keeping it from then on), the end-of-epoch program,
+checkpoints at their cadence, the progress bar, and the stopping rules' verdict. ``fit`` is a
+run whose state has no members' axis; a sweep's state has one, and its programs are vmapped.
+Python wakes up once per chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gdjax.train import history as hist
+from gdjax.train.options import TrainOptions
+from gdjax.train.programs import Programs
+from gdjax.train.progress import Progress, running_loss
+from gdjax.train.spec import Spec
+from gdjax.train.state import TrainState
+from gdjax.train.step import PART_NAMES
+from gdjax.train.stopping import NONFINITE
+
+
+@dataclass
+class Run:
+    """Everything one call trains with (built by ``fit`` or ``sweep``)."""
+
+    spec: Spec
+    programs: Programs
+    options: TrainOptions
+    state: TrainState
+    key: Any  # one key, or the members' keys
+    hp: dict
+    data: Any
+    val: Any
+    members: int | None = None  # None: fit
+    checkpointer: Any = None
+    history: dict[str, list] = field(default_factory=dict)
+    epoch_seconds: list[float] = field(default_factory=list)
+    desc: str = "fit"
+
+
+def chunk_plan(spec: Spec, pos: int, periods: tuple[int | None, ...]) -> list[int]:
+    """Lengths of the chunks of full batches that take an epoch from step ``pos`` to its last
+    full batch, breaking at the multiples of each period (step checkpoints, progress updates).
+
+    A run resumed from a step checkpoint runs exactly the chunks an uninterrupted run would;
+    splitting changes nothing else (one program serves every length).
+    """
+    periods = tuple(p for p in periods if p)
+    nf = spec.num_full
+    if not periods:
+        return [nf - pos] if nf > pos else []
+    plan = []
+    while pos < nf:
+        nxt = min(min((pos // p + 1) * p for p in periods), nf)
+        plan.append(nxt - pos)
+        pos = nxt
+    return plan
+
+
+def clock_of(state: TrainState, members: int | None) -> tuple[int, int]:
+    """The epoch and step position a (possibly resumed) state is at."""
+    epoch, pos = np.asarray(state.epoch), np.asarray(state.pos)
+    if members is None:
+        return int(epoch), int(pos)
+    e = int(epoch.max())
+    return e, int(pos[epoch == e].max())
+
+
+def _all(x: Any) -> bool:
+    return bool(np.all(np.asarray(x)))
+
+
+def _any(x: Any) -> bool:
+    return bool(np.any(np.asarray(x)))
+
+
+def nonfinite_message(stop: Any, spec: Spec, members: int | None) -> str | None:
+    """Say where and what went non-finite, from the stopping state; ``None`` if nothing did."""
+    bad_step = np.atleast_1d(np.asarray(stop.bad_step))
+    bad_parts = np.atleast_1d(np.asarray(stop.bad_parts))
+    hit = np.flatnonzero(bad_step >= 0)
+    if hit.size == 0:
+        return None
+    i = int(hit[0])
+    parts = [name for bit, name in PART_NAMES.items() if int(bad_parts[i]) & bit]
+    step = int(bad_step[i])
+    epoch, within = divmod(step, spec.steps_per_epoch)
+    who = "" if members is None else f"member {i} (and {hit.size - 1} other(s)): "
+    what = " and ".join(parts) if parts else "the step"
+    hint = (
+        "the loss was finite, so the update itself was not: check the learning rate, a "
+        "schedule's values, or an eps that rounds to 0 in the parameters' dtype"
+        if parts and "the loss" not in parts
+        else "lower the learning rate, or check the data and the loss"
+    )
+    return (
+        f"{who}step {within + 1} of epoch {epoch + 1} (step {step + 1} of the run) made {what} "
+        f"non-finite; {hint}"
+    )
+
+
+def drive(run: Run, epochs: int, on_epoch: Callable[[Run, dict], None] | None = None) -> Run:
+    """Train ``run`` until ``epochs`` epochs are done or its stopping rules stop it."""
+    spec, programs, options = run.spec, run.programs, run.options
+    members = run.members
+    per_step = options.progress_every_steps if options.progress else None
+    periods = (options.checkpoint_every_steps, per_step)
+    steps_per_epoch = spec.steps_per_epoch
+    epoch0, pos0 = clock_of(run.state, members)
+    count = members or 1
+    bar = Progress(
+        options.progress,
+        epochs,
+        steps_per_epoch,
+        initial_steps=epoch0 * steps_per_epoch + pos0,
+        desc=run.desc,
+    )
+    guarded = _any(run.state.stop.halted)
+    ckpt = run.checkpointer
+
+    def chunk(state: TrainState, clock: tuple, n: int) -> TrainState:
+        nonlocal guarded
+        args = (run.key, run.hp, run.data, clock, jnp.asarray(n, jnp.int32))
+        if not guarded:
+            new, ok = programs.get("steps")(state, *args)
+            if _all(ok):
+                return new
+            guarded = True  # throw the chunk away; from now on every step is checked
+        new, _ = programs.get("guarded")(state, *args)
+        return new
+
+    try:
+        stopped = _all(run.state.stop.stopped)
+        for epoch in range(epoch0, epochs):
+            if stopped:
+                break
+            pos = pos0 if epoch == epoch0 else 0
+            t0 = time.perf_counter()
+            for n in chunk_plan(spec, pos, periods):
+                clock = (jnp.asarray(epoch, jnp.int32), jnp.asarray(pos, jnp.int32))
+                run.state = chunk(run.state, clock, n)
+                pos += n
+                every = options.checkpoint_every_steps
+                if ckpt is not None and every and (pos % every == 0 or pos == spec.num_full):
+                    ckpt.save(int(np.max(run.state.step)), run.state, run.history)
+                if bar.enabled:
+                    loss = {"loss": running_loss(run.state.acc)}
+                    bar.update(n, count * n * spec.batch_size, epoch + 1, loss)
+                _raise_if_asked(run)
+            clock = (jnp.asarray(epoch, jnp.int32), jnp.asarray(pos, jnp.int32))
+            run.state, stats = programs.get("end")(
+                run.state, run.key, run.hp, run.data, run.val, clock
+            )
+            stats = jax.device_get(stats)
+            run.epoch_seconds.append(time.perf_counter() - t0)
+            _raise_if_asked(run)
+            hist.append(run.history, stats)
+            stopped = _all(stats["stopped"])
+            bar.update(
+                int(spec.remainder > 0), count * spec.remainder, epoch + 1, _bar_losses(stats)
+            )
+            done = epoch + 1
+            if ckpt is not None and (
+                done % options.checkpoint_every == 0 or done == epochs or stopped
+            ):
+                ckpt.save(int(np.max(run.state.step)), run.state, run.history)
+            if on_epoch is not None:
+                on_epoch(run, stats)
+    finally:
+        bar.close()
+    return run
+
+
+def _raise_if_asked(run: Run) -> None:
+    if run.spec.stop.on_nonfinite != "raise" or not _any(run.state.stop.halted):
+        return
+    msg = nonfinite_message(run.state.stop, run.spec, run.members) or "a non-finite step"
+    raise FloatingPointError(f"training stopped (on_nonfinite='raise'): {msg}")
+
+
+def _bar_losses(stats: dict) -> dict:
+    """The members' mean of the losses, for the progress bar."""
+    out = {}
+    for k in ("loss", "val_loss"):
+        if k in stats:
+            x = np.atleast_1d(np.asarray(stats[k], np.float64))
+            finite = x[np.isfinite(x)]
+            out[k] = float(finite.mean()) if finite.size else float("nan")
+    return out
+
+
+def stop_reason_was_nonfinite(reason: Any, stopped: Any) -> bool:
+    """Whether the stopping state says a run stopped on a non-finite step."""
+    return _any(np.asarray(stopped) & (np.asarray(reason) == NONFINITE))
