@@ -491,8 +491,8 @@ class Checkpointer:
         ...     ckpt.save(1, {"w": np.ones(2)}, {"loss": [np.float32(0.5)]})
         >>> with Checkpointer(folder, keep=2, fingerprint={"lr": 0.1}) as ckpt:
         ...     state, history = ckpt.restore({"w": np.zeros(2)})
-        >>> state["w"].tolist(), history["loss"][0].item()
-        ([1.0, 1.0], 0.5)
+        >>> state["w"].tolist(), [float(v) for v in history["loss"]]
+        ([1.0, 1.0], [0.5])
     """
 
     def __init__(self, directory: str | os.PathLike, keep: int, fingerprint: dict) -> None:
