@@ -437,6 +437,13 @@ def _refuse_old_layout(path: Path) -> None:
         )
 
 
+def _json_array(value: Any) -> Any:
+    """NumPy and JAX scalars and arrays in a fingerprint, as JSON numbers and lists."""
+    if isinstance(value, np.generic) or hasattr(value, "__array__"):
+        return np.asarray(value).tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
 def _arrays_digest(leaves: list[np.ndarray]) -> str:
     h = hashlib.sha256()
     for leaf in leaves:
@@ -474,8 +481,9 @@ class Checkpointer:
         directory: Where the checkpoints live (created if missing).
         keep: How many of the most recent checkpoints to keep.
         fingerprint: JSON-able description of the run (shapes, settings, hyperparameter values,
-            data and loss fingerprints); a directory holding a run with another fingerprint is
-            refused with ``ValueError`` naming every differing field.
+            data and loss fingerprints; NumPy/JAX scalars and arrays become numbers and lists);
+            a directory holding a run with another fingerprint is refused with ``ValueError``
+            naming the differing fields.
 
     Raises:
         TypeError: ``directory`` is not a path, or ``fingerprint`` is not JSON-able.
@@ -499,7 +507,7 @@ class Checkpointer:
         if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
             raise ValueError(f"keep must be an int >= 1; got {keep!r}")
         try:
-            self.fingerprint = json.loads(json.dumps(fingerprint))
+            self.fingerprint = json.loads(json.dumps(fingerprint, default=_json_array))
         except (TypeError, ValueError) as err:
             raise TypeError(f"fingerprint must be JSON-serializable: {err}") from err
         self.directory = _directory(directory)
