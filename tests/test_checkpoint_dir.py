@@ -286,11 +286,19 @@ def test_one_writer_per_directory_in_this_process_too(tmp_path):
     _save(tmp_path, [1])  # free again
 
 
-def test_lock_of_another_host_is_not_taken_over(tmp_path):
-    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "elsewhere.example"}))
+def test_lock_file_without_an_os_lock(tmp_path):
+    """A lock file whose OS lock is gone: stale if its process no longer runs, else refused."""
+    lock, host, parent = tmp_path / LOCK_NAME, socket.gethostname(), os.getppid()
+    started = ck._proc_stat(parent)[1]
+    lock.write_text(json.dumps({"pid": parent, "host": host, "start": started}))
+    with pytest.raises(DirectoryLockedError, match=f"pid {parent} .*runs but holds no OS lock"):
+        Checkpointer(tmp_path, 3, FP)
+    lock.write_text(json.dumps({"pid": parent, "host": host, "start": "1"}))  # pid reused
+    with pytest.warns(RuntimeWarning, match=f"stale lock .* pid {parent} "):
+        Checkpointer(tmp_path, 3, FP).close()
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere.example"}))
     with pytest.raises(
-        DirectoryLockedError,
-        match=f"pid 1 on host elsewhere.example.*delete {tmp_path / LOCK_NAME}",
+        DirectoryLockedError, match=f"pid 1 on host elsewhere.example.*delete {lock}"
     ):
         Checkpointer(tmp_path, 3, FP)
 

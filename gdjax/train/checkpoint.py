@@ -110,7 +110,8 @@ def _differences(saved: Any, current: Any, path: str) -> list[tuple[str, Any, An
         for key in [*current, *(k for k in saved if k not in current)]:
             where = f"{path}.{key}" if path else str(key)
             a, b = saved.get(key, _ABSENT), current.get(key, _ABSENT)
-            out += _differences(a, b, where) if _ABSENT not in (a, b) else [(where, a, b)]
+            absent = a is _ABSENT or b is _ABSENT
+            out += [(where, a, b)] if absent else _differences(a, b, where)
         return out
     if isinstance(saved, list) and isinstance(current, list):
         out = []
@@ -175,7 +176,7 @@ def _alive(pid: Any, start: Any) -> bool:
         return False
     except PermissionError:
         pass  # it exists, owned by another user
-    except OSError:
+    except (OSError, OverflowError):
         return False
     stat = _proc_stat(pid)
     if stat is None:
