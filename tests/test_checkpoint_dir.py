@@ -193,7 +193,9 @@ def test_stray_numbered_folder_survives_and_keeps_the_runs_checkpoints(tmp_path)
     assert (tmp_path / "2024" / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in (tmp_path / CHECKPOINTS_SUBDIR).iterdir()) == ["2", "3"]
     state, history = _restore(tmp_path)
-    assert state["w"][0] == 3 and len(history["loss"]) == 3
+    assert state["w"][0] == 3 and state["step"].dtype == np.int32
+    assert history["loss"] == [np.float32(1), np.float32(1 / 2), np.float32(1 / 3)]  # exact
+    assert [e.dtype for e in history["epochs"]] == [np.int32] * 3
 
 
 def test_corrupt_newer_checkpoints_do_not_block_saves(tmp_path):
