@@ -7,12 +7,14 @@ order, big-endian.
 
 from __future__ import annotations
 
+import math
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
 
-from gdjax.data._files import DataFileError, as_path, find_file, read_bytes
+from gdjax.data._files import DataFileError, as_path, find_file, open_stream, read_up_to
 
 __all__ = ["FASHION_MNIST_DIR", "load_fashion_mnist", "load_mnist", "read_idx"]
 
@@ -29,10 +31,15 @@ _IDX_DTYPES: dict[int, np.dtype] = {
 }
 
 _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
+#: Most dimensions an IDX header may announce (NumPy 1.x's limit; MNIST files have 1 or 3).
+MAX_IDX_DIMS = 32
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file, raw or gzipped (``.gz``), validating header and size.
+
+    A ``.gz`` file is decompressed as it is read, and reading stops one byte past the size its
+    header announces: a small file that inflates to gigabytes costs only the announced size.
 
     Args:
         path: the file, e.g. ``train-images-idx3-ubyte.gz``.
@@ -43,36 +50,55 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     Raises:
         FileNotFoundError: if ``path`` does not exist.
         DataFileError: (a ``ValueError``) if the magic number, element type or dimension count
-            is invalid, or the file holds fewer or more bytes than its header announces.
+            (0, or more than :data:`MAX_IDX_DIMS`) is invalid, the announced shape overflows,
+            the file holds fewer or more bytes than its header announces, or a ``.gz`` file is
+            not valid, complete gzip.
     """
     path = as_path("path", path)
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
-    data = read_bytes(path)
-    if len(data) < 4:
-        raise DataFileError(path, f"too short for an IDX header ({len(data)} bytes < 4)")
-    if data[0] != 0 or data[1] != 0:
-        raise DataFileError(path, f"bad IDX magic number {data[:4].hex()}: must start 0000")
-    type_code, ndim = data[2], data[3]
-    if type_code not in _IDX_DTYPES:
-        raise DataFileError(path, f"unknown IDX element type 0x{type_code:02x}")
-    if ndim == 0:
-        raise DataFileError(path, "IDX header announces 0 dimensions")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataFileError(path, f"truncated IDX header: {len(data)} bytes < {header}")
-    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    dtype = _IDX_DTYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    got = len(data) - header
+    with open_stream(path) as f:
+        magic = read_up_to(f, path, 4)
+        if len(magic) < 4:
+            raise DataFileError(path, f"too short for an IDX header ({len(magic)} bytes < 4)")
+        if magic[0] != 0 or magic[1] != 0:
+            raise DataFileError(path, f"bad IDX magic number {magic.hex()}: must start 0000")
+        type_code, ndim = magic[2], magic[3]
+        if type_code not in _IDX_DTYPES:
+            raise DataFileError(path, f"unknown IDX element type 0x{type_code:02x}")
+        if ndim == 0:
+            raise DataFileError(path, "IDX header announces 0 dimensions")
+        if ndim > MAX_IDX_DIMS:
+            raise DataFileError(
+                path, f"IDX header announces {ndim} dimensions; at most {MAX_IDX_DIMS} are read"
+            )
+        sizes = read_up_to(f, path, 4 * ndim)
+        if len(sizes) < 4 * ndim:
+            raise DataFileError(
+                path, f"truncated IDX header: {4 + len(sizes)} bytes < {4 + 4 * ndim}"
+            )
+        shape = struct.unpack(f">{ndim}I", sizes)
+        dtype = _IDX_DTYPES[type_code]
+        expected = math.prod(shape) * dtype.itemsize  # Python ints: exact, never wraps
+        if expected > np.iinfo(np.intp).max:
+            raise DataFileError(
+                path,
+                f"IDX header shape {shape} overflows: {expected} bytes is more than an array "
+                "can address",
+            )
+        # one byte more than announced tells trailing bytes apart, without inflating the rest
+        data = read_up_to(f, path, expected + 1)
+    got = len(data)
     if got != expected:
-        kind = "truncated" if got < expected else "trailing bytes"
+        kind, has = (
+            ("truncated", f"has {got}") if got < expected else ("trailing bytes", "has more")
+        )
         raise DataFileError(
             path,
             f"size check failed ({kind}): header shape {shape} needs {expected} data bytes, "
-            f"file has {got}",
+            f"file {has}",
         )
-    arr = np.frombuffer(data, dtype, offset=header).reshape(shape)
+    arr = np.frombuffer(data, dtype).reshape(shape)
     return arr.astype(dtype.newbyteorder("="))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -50,9 +51,11 @@ def load_csv(
 ) -> Tabular:
     """Read a numeric CSV file with a header row, e.g. a house-prices table.
 
-    The first row names the columns. ``target`` names the column to predict; ``features``
-    names the input columns (default: every other column, in file order). Every selected cell
-    must parse as a number; empty, ``NA``, ``NaN`` or ``?`` cells are reported, not guessed.
+    The first row names the columns (a UTF-8 byte-order mark before it is dropped). ``target``
+    names the column to predict; ``features`` names the input columns (default: every other
+    column, in file order), which may not include the target. Every selected cell must parse
+    as a finite number; empty, ``NA``, ``NaN`` or ``?`` cells are reported, not guessed, and so
+    are ``inf`` and values too large for a float (``1e400``).
 
     Args:
         path: the CSV file.
@@ -65,9 +68,11 @@ def load_csv(
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if ``target`` or a feature is not a column of the file (message lists them).
-        DataFileError: if the file is empty, a row has the wrong number of fields, or a cell is
-            missing or not a number (message gives file, line and column).
+        ValueError: if ``target`` or a feature is not a column of the file (message lists them),
+            ``features`` is empty, repeats a column or includes ``target`` (label leakage).
+        DataFileError: if the file is empty or has no feature column, a row has the wrong
+            number of fields, or a cell is missing, not a number or not finite (message gives
+            file, line and column).
 
     Example:
         >>> import pathlib, tempfile
@@ -86,7 +91,7 @@ def load_csv(
             "the columns."
         )
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: drop a byte-order mark
             rows = list(csv.reader(f, delimiter=delimiter))
     except UnicodeDecodeError as e:
         raise DataFileError(path, f"not UTF-8 text ({e})") from e
@@ -102,13 +107,28 @@ def load_csv(
         raise ValueError(f"target {target!r} is not a column of {path}; columns: {header}")
     if features is None:
         features = [h for h in header if h != target]
+        if not features:
+            raise DataFileError(path, f"no feature column: the header has only {header}")
     else:
         if isinstance(features, str):
             raise TypeError("features must be a sequence of column names, not a single str")
         features = list(features)
+        if not features:
+            raise ValueError(
+                f"features is empty: pass column names of {path}, or None for every column "
+                "but the target"
+            )
         unknown = [f for f in features if f not in header]
         if unknown:
             raise ValueError(f"features {unknown} are not columns of {path}; columns: {header}")
+        if target in features:
+            raise ValueError(
+                f"features include the target {target!r} (label leakage: the model would be "
+                f"given the answer); drop it from features. File: {path}"
+            )
+        repeated = sorted({f for f in features if features.count(f) > 1})
+        if repeated:
+            raise ValueError(f"features name {repeated} more than once ({path})")
     if len(rows) < 2:
         raise DataFileError(path, "no data rows after the header")
     cols = [header.index(c) for c in [*features, target]]
@@ -124,11 +144,16 @@ def load_csv(
             if cell.lower() in _MISSING:
                 raise DataFileError(path, f"line {line}, column {header[c]!r}: missing value")
             try:
-                values[i, j] = float(cell)
+                value = float(cell)
             except ValueError:
                 raise DataFileError(
                     path, f"line {line}, column {header[c]!r}: {cell!r} is not a number"
                 ) from None
+            if not math.isfinite(value):
+                raise DataFileError(
+                    path, f"line {line}, column {header[c]!r}: {cell!r} is not a finite number"
+                )
+            values[i, j] = value
     return Tabular(
         values[:, :-1].astype(np.float32), values[:, -1].astype(np.float32), features, target
     )

@@ -167,6 +167,18 @@ def _imdb_root(data_dir: str | os.PathLike | None) -> Path:
     return root
 
 
+def _check_inside(path: Path, root: Path, *, folder: bool = False) -> None:
+    """Refuse a folder or a review that resolves outside ``root`` (a symbolic link), or a review
+    that is not a regular file (a FIFO or a device would hang or read forever)."""
+    real = path
+    if folder or path.is_symlink():  # a plain entry of a checked folder is inside it
+        real = path.resolve()
+        if not real.is_relative_to(root):
+            raise DataFileError(path, f"leads to {real}, outside the IMDB folder {root}; refused")
+    if not folder and not real.is_file():
+        raise DataFileError(path, "not a regular file; refused")
+
+
 def read_imdb(split: str, data_dir: str | os.PathLike | None) -> tuple[list[str], np.ndarray]:
     """Read the raw reviews of the IMDB ``aclImdb/`` directory.
 
@@ -183,19 +195,23 @@ def read_imdb(split: str, data_dir: str | os.PathLike | None) -> tuple[list[str]
     Raises:
         FileNotFoundError: if ``{split}/pos`` or ``{split}/neg`` is missing.
         DataFileError: if a file name is not ``<id>_<rating>.txt``, a rating contradicts its
-            folder (mislabelled), a file is not UTF-8, or a folder holds no reviews.
+            folder (mislabelled), a file is not UTF-8, a folder holds no reviews, or a review
+            is a symbolic link leading out of the ``aclImdb`` folder or not a regular file.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
     root = _imdb_root(data_dir)
+    inside = root.resolve()
     texts: list[str] = []
     labels: list[int] = []
     for label, name, ok in ((0, "neg", range(1, 5)), (1, "pos", range(7, 11))):
         folder = root / split / name
         if not folder.is_dir():
             raise FileNotFoundError(f"IMDB folder not found: {folder}. {_IMDB_HOW}")
+        _check_inside(folder, inside, folder=True)
         entries = []
         for path in folder.iterdir():
+            _check_inside(path, inside)
             m = _IMDB_NAME.match(path.name)
             if m is None:
                 raise DataFileError(path, "file name is not <id>_<rating>.txt")
