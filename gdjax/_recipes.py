@@ -216,4 +216,5 @@ def _split_arg(x: Any) -> Split:
 
 def as_inputs(numbers: list) -> list:
     """The numbers as program inputs: Python floats become weakly typed scalar arrays."""
-    return [jnp.asarray(x) if isinstance(x, float) else x for x in numbers]
+    # device_put, not jnp.asarray: the same weakly typed scalar without compiling a program
+    return [jax.device_put(x) if isinstance(x, float) else x for x in numbers]

@@ -31,9 +31,9 @@ def ran(monkeypatch):
     call = programs.Executable.__call__
 
     def spy(self, *args):
-        if self.name in ("gdjax_steps", "gdjax_guarded"):
+        if self.name in ("gdjax_steps", "gdjax_steps_guarded"):
             count["steps"] += int(args[-1])
-        elif self.name == "gdjax_end":
+        elif self.name in ("gdjax_end", "gdjax_end_guarded"):
             count["ends"] += 1
         return call(self, *args)
 

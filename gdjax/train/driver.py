@@ -2,7 +2,8 @@
 
 A call hands the driver a :class:`Run` — compiled programs, the state, the inputs — and the
 driver runs epochs of chunks: the fast steps program (falling back to the guarded one for a
-chunk that met a non-finite value, and keeping it from then on), the end-of-epoch program,
+chunk that met a non-finite value, and keeping the guarded programs from then on), the
+end-of-epoch program (fast or guarded alike),
 checkpoints at their cadence, the progress bar, and the stopping rules' verdict. ``fit`` is a
 run whose state has no members' axis; a sweep's state has one, and its programs are vmapped.
 Python wakes up once per chunk.
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gdjax.train import history as hist
@@ -128,16 +128,16 @@ def drive(run: Run, epochs: int, on_epoch: Callable[[Run, dict], None] | None = 
     guarded = _any(run.state.stop.halted)
     ckpt = run.checkpointer
 
-    def chunk(state: TrainState, clock: tuple, n: int) -> TrainState:
+    def call(name: str, state: TrainState, *args: Any) -> tuple:
+        """Run program ``name`` fast; redo it guarded if it met a non-finite value."""
         nonlocal guarded
-        args = (run.key, run.hp, run.data, clock, jnp.asarray(n, jnp.int32))
         if not guarded:
-            new, ok = programs.get("steps")(state, *args)
+            new, *rest, ok = programs.get(name)(state, *args)
             if _all(ok):
-                return new
-            guarded = True  # throw the chunk away; from now on every step is checked
-        new, _ = programs.get("guarded")(state, *args)
-        return new
+                return new, *rest
+            guarded = True  # throw the result away; from now on every step is checked
+        new, *rest, _ = programs.get(f"{name}_guarded")(state, *args)
+        return new, *rest
 
     try:
         stopped = _all(run.state.stop.stopped)
@@ -146,9 +146,13 @@ def drive(run: Run, epochs: int, on_epoch: Callable[[Run, dict], None] | None = 
                 break
             pos = pos0 if epoch == epoch0 else 0
             t0 = time.perf_counter()
+            order = programs.get("order")(run.key, np.int32(epoch))
             for n in chunk_plan(spec, pos, periods):
-                clock = (jnp.asarray(epoch, jnp.int32), jnp.asarray(pos, jnp.int32))
-                run.state = chunk(run.state, clock, n)
+                clock = (np.int32(epoch), np.int32(pos))
+                n_steps = np.int32(n)
+                (run.state,) = call(
+                    "steps", run.state, run.key, run.hp, run.data, order, clock, n_steps
+                )
                 pos += n
                 every = options.checkpoint_every_steps
                 if ckpt is not None and every and (pos % every == 0 or pos == spec.num_full):
@@ -157,9 +161,9 @@ def drive(run: Run, epochs: int, on_epoch: Callable[[Run, dict], None] | None = 
                     loss = {"loss": running_loss(run.state.acc)}
                     bar.update(n, count * n * spec.batch_size, epoch + 1, loss)
                 _raise_if_asked(run)
-            clock = (jnp.asarray(epoch, jnp.int32), jnp.asarray(pos, jnp.int32))
-            run.state, stats = programs.get("end")(
-                run.state, run.key, run.hp, run.data, run.val, clock
+            clock = (np.int32(epoch), np.int32(pos))
+            run.state, stats = call(
+                "end", run.state, run.key, run.hp, run.data, run.val, order, clock
             )
             stats = jax.device_get(stats)
             run.epoch_seconds.append(time.perf_counter() - t0)

@@ -23,7 +23,7 @@ from gdjax import _checks, _recipes
 from gdjax.train import data as data_lib
 from gdjax.train import identity
 from gdjax.train.driver import Run
-from gdjax.train.epoch import run_end, run_steps
+from gdjax.train.epoch import epoch_order, run_end, run_steps
 from gdjax.train.options import TrainOptions
 from gdjax.train.programs import Programs, programs_for
 from gdjax.train.spec import Spec, abstract, build_spec, validation_sets
@@ -122,21 +122,21 @@ def _member_axes(members: Members | None) -> tuple:
     return key_axis, hp_axes
 
 
-def _freeze(fn: Callable, has_ok: bool) -> Callable:
-    """Keep a stopped member's state as it was (its outputs are discarded)."""
+def _freeze(fn: Callable) -> Callable:
+    """Keep a stopped member's state as it was (its outputs are discarded, its stats NaN)."""
 
     def member(state, *rest):
-        out = fn(state, *rest)
-        new, extra = out
+        new, *stats, ok = fn(state, *rest)
         frozen = state.stop.stopped
         new = jax.tree.map(lambda a, b: jnp.where(frozen, b, a), new, state)
-        if has_ok:
-            return new, extra | frozen
-        stats = {
-            k: jnp.where(frozen, jnp.nan, x) if jnp.issubdtype(x.dtype, jnp.floating) else x
-            for k, x in extra.items()
-        }
-        return new, stats
+        stats = [
+            {
+                k: jnp.where(frozen, jnp.nan, x) if jnp.issubdtype(x.dtype, jnp.floating) else x
+                for k, x in s.items()
+            }
+            for s in stats
+        ]
+        return new, *stats, ok | frozen
 
     return member
 
@@ -205,19 +205,29 @@ def _make_programs(
     state_like = abstract(jax.eval_shape(init, *init_args)[0], sharding)
     shared = (key_axis, hp_axes, None)
 
+    order_fn = functools.partial(epoch_order, spec)
+    order_like = jax.ShapeDtypeStruct((spec.n,), jnp.int32, sharding=sharding)
+    if members is not None and not members.shared_key:
+        order_fn = vm(order_fn, (0, None))
+        order_like = jax.ShapeDtypeStruct((members.count, spec.n), jnp.int32, sharding=sharding)
+    order_axis = None if members is None or members.shared_key else 0
+
     def make(name: str) -> tuple:
         if name == "init":
             return init, init_args, False
-        if name in ("steps", "guarded"):
-            fn = functools.partial(run_steps, spec, name == "guarded")
+        if name == "order":
+            return order_fn, (key, i32), False
+        guarded = name.endswith("guarded")
+        if name in ("steps", "steps_guarded"):
+            fn = functools.partial(run_steps, spec, guarded)
             if members is not None:
-                fn = vm(_freeze(fn, True), (0, *shared, None, None))
-            return fn, (state_like, key, hp, data, clock, i32), name == "guarded"
-        if name == "end":
-            fn = functools.partial(run_end, spec)
+                fn = vm(_freeze(fn), (0, *shared, order_axis, None, None))
+            return fn, (state_like, key, hp, data, order_like, clock, i32), guarded
+        if name in ("end", "end_guarded"):
+            fn = functools.partial(run_end, spec, guarded)
             if members is not None:
-                fn = vm(_freeze(fn, False), (0, *shared, None, None))
-            return fn, (state_like, key, hp, data, val, clock), True
+                fn = vm(_freeze(fn), (0, *shared, None, order_axis, None))
+            return fn, (state_like, key, hp, data, val, order_like, clock), guarded
         raise KeyError(name)
 
     return Programs(spec, make, place)
@@ -311,8 +321,9 @@ def start_run(
 
     programs, _ = programs_for(cache_key, create)
     spec = programs.spec
-    # Start compiling before the data moves: XLA works on other threads meanwhile.
-    for name in ("init", "steps", "end"):
+    # Start compiling before the data moves: XLA works on other threads meanwhile. The steps
+    # program takes longest, so it goes first.
+    for name in ("steps", "end", "init", "order"):
         programs.get(name)
     data_dev, prints = data_lib.put("data", data, place)
     val_dev = None

@@ -1,11 +1,12 @@
-"""The two programs an epoch runs: a chunk of full-batch steps, and the end of the epoch.
+"""The programs an epoch runs: its order, chunks of full-batch steps, and the end of the epoch.
 
-:func:`run_steps` runs ``n`` full batches from position ``pos`` of epoch ``epoch`` (``n`` is an
-input, so one compiled program serves every chunk length: whole epochs, step checkpoints,
-progress updates). :func:`run_end` runs the remainder batch when N is not a multiple of the
-batch size, then validation, metrics, diagnostics and the stopping rules. Keeping them apart
-keeps each program small (XLA's compile time grows with the number of step bodies) and lets
-both compile at once.
+:func:`epoch_order` draws the epoch's order of the examples. :func:`run_steps` runs ``n`` full
+batches from position ``pos`` (``n`` is an input, so one compiled program serves every chunk
+length: whole epochs, step checkpoints, progress updates). :func:`run_end` runs the remainder
+batch when N is not a multiple of the batch size, then validation, metrics, diagnostics and
+the stopping rules. Keeping them apart keeps each program small — XLA's compile time grows with
+the number of operations, and the random-number hashing of the shuffle alone doubled the steps
+program's — and lets them compile at once.
 
 Randomness is a pure function of ``(key, epoch, position in epoch)``: the order is
 ``permutation(fold_in(fold_in(key, epoch), 0), n)`` (:func:`gdjax.train.shuffle.permutation`)
@@ -29,14 +30,17 @@ from gdjax.train.stopping import update_stop_state
 from gdjax.transforms.plateau import ReduceOnPlateauState, observe_plateau
 
 
-def _order(spec: Spec, epoch_key: jax.Array) -> jax.Array:
+def epoch_order(spec: Spec, key: jax.Array, epoch: jax.Array) -> jax.Array:
+    """The order in which epoch ``epoch`` visits the examples (int32, each index once)."""
     if spec.shuffle:
-        return permutation(jax.random.fold_in(epoch_key, 0), spec.n)
+        return permutation(jax.random.fold_in(jax.random.fold_in(key, epoch), 0), spec.n)
     return jnp.arange(spec.n, dtype=jnp.int32)
 
 
 def _take(data: Any, idx: jax.Array, sharding: Any) -> Any:
-    batch = jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data)
+    # the order is a permutation: its indices are in bounds, and "clip" lowers to fewer
+    # operations than the default "fill"
+    batch = jax.tree.map(lambda a: jnp.take(a, idx, axis=0, mode="clip"), data)
     if sharding is None:
         return batch
     explicit = any(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types)
@@ -51,17 +55,18 @@ def run_steps(
     key: jax.Array,
     hp: Any,
     data: Any,
+    order: jax.Array,
     clock: tuple[jax.Array, jax.Array],
     n: jax.Array,
 ) -> tuple[TrainState, jax.Array]:
-    """Run ``n`` full batches of epoch ``clock[0]`` from position ``clock[1]`` on.
+    """Run ``n`` full batches of epoch ``clock[0]`` (in ``order``) from position ``clock[1]``.
 
     Returns the new state and whether the chunk may be kept: in the fast form, every step's
-    loss was finite and the state it ends with is finite (see :mod:`gdjax.train.step`).
+    loss was finite and no finite value of the state turned non-finite (see
+    :mod:`gdjax.train.step`).
     """
     epoch, pos0 = clock
-    epoch_key = jax.random.fold_in(key, epoch)
-    order = _order(spec, epoch_key)
+    epoch_key = jax.random.fold_in(key, epoch)  # only computed if the loss takes a key
     bs = spec.batch_size
 
     def body(i, carry):
@@ -157,23 +162,35 @@ def _plateau_scale(opt_state: Any) -> jax.Array:
 
 def run_end(
     spec: Spec,
+    guarded: bool,
     state: TrainState,
     key: jax.Array,
     hp: Any,
     data: Any,
     val_data: Any,
+    order: jax.Array,
     clock: tuple[jax.Array, jax.Array],
-) -> tuple[TrainState, dict]:
-    """The remainder batch (guarded), then the epoch's statistics and the stopping rules."""
+) -> tuple[TrainState, dict, jax.Array]:
+    """The remainder batch, then the epoch's statistics and the stopping rules.
+
+    Returns the new state, the statistics and, in the fast form, whether the remainder step
+    may be kept (as for :func:`run_steps`).
+    """
     epoch = clock[0]
     epoch_key = jax.random.fold_in(key, epoch)
+    ok = jnp.asarray(True)
     if spec.remainder:
-        tail = _order(spec, epoch_key)[spec.num_full * spec.batch_size :]
+        tail = order[spec.num_full * spec.batch_size :]
         sharding = spec.batch_sharding
         if sharding is not None and spec.remainder % sharding.mesh.shape[sharding.spec[0]]:
             sharding = None  # a remainder that does not split evenly stays whole on each device
         batch = _take(data, tail, sharding)
-        state = guarded_step(spec, state, batch, spec.remainder, epoch_key, hp)
+        if guarded:
+            state = guarded_step(spec, state, batch, spec.remainder, epoch_key, hp)
+        else:
+            start = (state.params, state.opt_state, state.model_state)
+            state, ok = fast_step(spec, state, batch, spec.remainder, epoch_key, hp)
+            ok = ok & stays_finite(start, (state.params, state.opt_state, state.model_state))
 
     acc = state.acc
     count = acc["count"]
@@ -206,4 +223,4 @@ def run_end(
         if state.step_losses is None
         else jnp.full_like(state.step_losses, jnp.nan),
     )
-    return state, stats
+    return state, stats, ok

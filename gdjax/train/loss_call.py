@@ -14,6 +14,7 @@ Signatures (``key=`` and ``hparams=`` are keyword arguments, passed only when en
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,14 +45,32 @@ class LossCall:
     def __call__(
         self, params: Any, model_state: Any, batch: Any, key: Any = None, hparams: Any = None
     ) -> Output:
-        """Call the loss and return ``(loss, new_model_state, aux)`` (``None`` when absent)."""
+        """Call the loss and return ``(loss, new_model_state, aux)``, checked.
+
+        The call goes through one ``jax.jit`` per ``LossCall``, so that the engine's programs
+        (and its argument check) trace the user's function once per batch shape, not once per
+        program: tracing a model is a large part of a first call's cost.
+        """
+        return self._traced(params, model_state, batch, key, hparams)
+
+    @functools.cached_property
+    def _traced(self) -> Callable[..., Output]:
+        return jax.jit(self._call)
+
+    def _call(self, params: Any, model_state: Any, batch: Any, key: Any, hparams: Any) -> Output:
         args = (params, model_state, batch) if self.has_state else (params, batch)
         kwargs: dict[str, Any] = {}
         if self.takes_key:
             kwargs["key"] = key
         if self.takes_hparams:
             kwargs["hparams"] = hparams
-        return self.split(self.fn(*args, **kwargs), model_state)
+        loss, new_state, aux = self.split(self.fn(*args, **kwargs), model_state)
+        if not isinstance(loss, jax.Array):
+            raise TypeError(
+                f"{self.name} must return a JAX scalar (e.g. jnp.mean(...)), got "
+                f"{type(loss).__name__}: a Python number has no gradient"
+            )
+        return loss, new_state, aux_entries(aux, self.name)
 
     def split(self, out: Any, model_state: Any) -> Output:
         """Split a loss function's return value into ``(loss, new_model_state, aux)``."""

@@ -1,9 +1,10 @@
 """The compiled programs of a run, built once and kept for every later call that needs them.
 
-A run needs four programs: ``init`` (a fresh training state), ``steps`` (a chunk of full-batch
-steps, in the fast form), ``end`` (the remainder batch and the end of an epoch) and, only if a
-non-finite step ever shows up, ``guarded`` (the same chunk with every step checked; see
-:mod:`gdjax.train.step`). :class:`Programs` holds them for one :class:`~gdjax.train.spec.Spec`.
+A run needs four programs: ``init`` (a fresh training state), ``order`` (an epoch's order of
+the examples), ``steps`` (a chunk of full-batch steps) and ``end`` (the remainder batch and
+the end of an epoch); and, only if a non-finite step ever shows up, ``steps_guarded`` and
+``end_guarded`` (the same with every step checked; see :mod:`gdjax.train.step`).
+:class:`Programs` holds them for one :class:`~gdjax.train.spec.Spec`.
 
 Finding them for a call costs next to nothing when nothing changed:
 
@@ -42,6 +43,13 @@ import jax.extend
 
 #: How many runs' programs are kept (least recently used are dropped).
 MAX_CACHED = 16
+
+#: XLA options for programs that run once per call or per epoch (init, order, end, the data
+#: check): without LLVM's optimizations and XLA's newer fusion emitters they compile 3-5x
+#: faster, and their run time is mostly the library's matrix products.
+RARE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+#: XLA options for the steps program, which runs every step.
+FREQUENT: dict = {}
 
 #: Primitives whose function parameters are derivative rules, unused when the program runs.
 _DERIVATIVE_RULES = ("custom_jvp_call", "custom_vjp_call")
@@ -114,11 +122,13 @@ def build(
     name: str,
     donate_first: bool,
     place: Callable[[list], list],
+    options: dict | None = None,
 ) -> Executable:
     """Trace ``fn`` for arguments like ``args`` (abstract or concrete) and start compiling it.
 
     The arrays ``fn`` closes over become inputs (put where ``place`` says); ``args[0]``'s
-    buffers are donated if ``donate_first``. Compilation runs on a background thread.
+    buffers are donated if ``donate_first``; ``options`` are XLA compiler options. Compilation
+    runs on a background thread.
     """
     closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
     jaxpr, out_tree = closed.jaxpr, jax.tree.structure(out_shape)
@@ -141,12 +151,13 @@ def build(
             n_consts,
             n_first,
             tuple(_signature(x) for x in flat_args),
+            tuple(sorted((options or {}).items())),
         )
         with _lock:
             if key in _by_text:
                 _by_text.move_to_end(key)
                 return Executable(_by_text[key], consts, out_tree, name)
-    future = _compiler.submit(lowered.compile)
+    future = _compiler.submit(lowered.compile, options)
     if key is not None:
         with _lock:
             _by_text[key] = future
@@ -180,7 +191,12 @@ class Programs:
             if name not in self._built:
                 fn, args, donate_first = self._make(name)
                 self._built[name] = build(
-                    fn, args, name=f"gdjax_{name}", donate_first=donate_first, place=self._place
+                    fn,
+                    args,
+                    name=f"gdjax_{name}",
+                    donate_first=donate_first,
+                    place=self._place,
+                    options=FREQUENT if name.startswith("steps") else RARE,
                 )
             return self._built[name]
 
