@@ -23,7 +23,7 @@ from gdjax.transforms.adaptive import (
 )
 from gdjax.transforms.clipping import clip, clip_by_global_norm, clip_by_norm
 from gdjax.transforms.guards import ApplyIfFiniteState, apply_if_finite
-from gdjax.transforms.momentum import HeavyBallState, TraceState, heavy_ball, trace
+from gdjax.transforms.momentum import TraceState, heavy_ball, trace
 from gdjax.transforms.noise import AddNoiseState, add_noise
 from gdjax.transforms.regularization import (
     AddDecayedWeightsState,
@@ -51,7 +51,6 @@ __all__ = [
     "AddDecayedWeightsState",
     "AddNoiseState",
     "ApplyIfFiniteState",
-    "HeavyBallState",
     "L1RegularizationState",
     "L2RegularizationState",
     "MaskedState",

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import optax
 
 from gdjax import _checks
-from gdjax.transforms._common import check_params
+from gdjax.transforms._common import abs_sq, as_arrays, check_params
 from gdjax.tree_utils import is_none, tree_global_norm
 
 
@@ -25,6 +25,7 @@ def clip(max_delta: float | jax.Array) -> optax.GradientTransformation:
 
     def update_fn(updates, state, params=None):
         check_params(updates, params)
+        updates = as_arrays(updates)
         out = jax.tree.map(
             lambda g: None if g is None else jnp.clip(g, -max_delta, max_delta).astype(g.dtype),
             updates,
@@ -48,7 +49,9 @@ def clip_by_norm(max_norm: float | jax.Array) -> optax.GradientTransformation:
     _checks.non_negative("max_norm", max_norm)
 
     def _clip(g):
-        norm = jnp.sqrt(jnp.sum(jnp.square(g.astype(jnp.float32))))
+        g = jnp.asarray(g)
+        wide = g.astype(jnp.promote_types(g.dtype, jnp.float32))  # bfloat16 sums in float32
+        norm = jnp.sqrt(jnp.sum(abs_sq(wide)))
         factor = jnp.where(norm > max_norm, max_norm / jnp.maximum(norm, 1e-30), 1.0)
         return (g * factor).astype(g.dtype)
 
@@ -83,6 +86,7 @@ def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransforma
 
     def update_fn(updates, state, params=None):
         check_params(updates, params)
+        updates = as_arrays(updates)
         g_norm = tree_global_norm(updates)
         trigger = g_norm < max_norm
         out = jax.tree.map(
