@@ -17,32 +17,32 @@ import pytest
 
 import gdjax
 from gdjax import schedules as S
-from tests._opt_oracle import assert_close, assert_pairs_close, fast_jit, run_pairs, trajectory
-from tests._trees import gradient_stream
+from tests._opt_oracle import (
+    assert_close,
+    assert_pairs_close,
+    fast_jit,
+    random_tree,
+    run_pairs,
+    trajectory,
+)
 
 STEPS = 25
 
 
 def _problem(dtype, steps: int = STEPS, seed: int = 0):
     """A small nested tree (a dict holding a matrix and a list) and ``steps`` random gradients."""
-    k = jax.random.split(jax.random.PRNGKey(seed), 2)
-    params = {
-        "w": jax.random.normal(k[0], (3, 2), dtype),
-        "layers": [jax.random.normal(k[1], (2,), dtype)],
-    }
-    return params, gradient_stream(jax.random.PRNGKey(seed + 1), params, steps)
+    shapes = {"w": (3, 2), "layers": [(2,)]}
+    return random_tree(seed, shapes, dtype), random_tree(seed + 1, shapes, dtype, steps)
 
 
 # --- 1. complex parameters: second moments average |g|^2 = g * conj(g) ------------------------
 
 ADAPTIVE = {
     "adam": (lambda: gdjax.adam(0.05), lambda: optax.adam(0.05)),
-    "adamw": (lambda: gdjax.adamw(0.05), lambda: optax.adamw(0.05)),
     "nadam": (lambda: gdjax.nadam(0.05), lambda: optax.nadam(0.05)),
     "amsgrad": (lambda: gdjax.amsgrad(0.05), lambda: optax.amsgrad(0.05)),
     "adamax": (lambda: gdjax.adamax(0.05), lambda: optax.adamax(0.05)),
     "adagrad": (lambda: gdjax.adagrad(0.05), lambda: optax.adagrad(0.05)),
-    "rmsprop": (lambda: gdjax.rmsprop(0.05), lambda: optax.rmsprop(0.05)),
     "rmsprop_centered_momentum": (
         lambda: gdjax.rmsprop(0.05, centered=True, momentum=0.5),
         lambda: optax.rmsprop(0.05, centered=True, momentum=0.5),
@@ -56,8 +56,9 @@ ADAPTIVE = {
 
 def test_complex_parameters_match_optax_under_jit_and_vmap():
     params, grads = _problem(jnp.complex64)
-    pairs = {name: (o(), t()) for name, (o, t) in ADAPTIVE.items()}
-    lrs = [0.01, 0.1]
+    # (adamax took |g| already; it is in the float64 test.)
+    pairs = {name: (o(), t()) for name, (o, t) in ADAPTIVE.items() if name != "adamax"}
+    decays = [0.1, 1.0]
 
     @fast_jit
     def go(params, grads):
@@ -65,15 +66,17 @@ def test_complex_parameters_match_optax_under_jit_and_vmap():
             name: (trajectory(ours, params, grads)[0], trajectory(theirs, params, grads)[0])
             for name, (ours, theirs) in pairs.items()
         }
-        # vmap over the learning rate: one trajectory per value, each equal to optax's.
-        batched = jax.vmap(lambda lr: trajectory(gdjax.adam(lr), params, grads)[0])(jnp.array(lrs))
-        for i, lr in enumerate(lrs):
-            member = jax.tree.map(lambda x, i=i: x[i], batched)
-            out[f"vmapped adam {lr}"] = (member, trajectory(optax.adam(lr), params, grads)[0])
-        return out
+        # AdamW vmapped over the weight decay: member 0 is optax's run with that value.
+        batched = jax.vmap(
+            lambda wd: trajectory(gdjax.adamw(0.05, weight_decay=wd), params, grads)[0]
+        )(jnp.array(decays))
+        theirs = trajectory(optax.adamw(0.05, weight_decay=decays[0]), params, grads)[0]
+        out["vmapped adamw"] = (jax.tree.map(lambda x: x[0], batched), theirs)
+        return out, jax.tree.map(lambda x: x[1], batched)
 
-    results = go(params, grads)
+    results, other = go(params, grads)
     assert_pairs_close(results, rtol=2e-5, atol=1e-6)
+    assert not np.allclose(other["w"], results["vmapped adamw"][0]["w"])  # decay not ignored
     moved = results["adam"][0]["w"] - params["w"]
     assert np.abs(moved.imag).min() > 0 and np.abs(moved.real).min() > 0  # truly complex steps
 
@@ -105,12 +108,13 @@ def test_float64_under_x64_matches_optax_to_float64_precision():
         # optax's own schedules compute in float32 from an int32 step count, also under x64;
         # the optimizers are compared under gdjax's schedule, which is checked in closed form.
         schedule = S.warmup_cosine_decay_schedule(0.0, 0.1, 5, STEPS, 1e-3)
-        pairs = {name: (o(), t()) for name, (o, t) in ADAPTIVE.items()}
-        pairs["adam_schedule"] = (gdjax.adam(schedule), optax.adam(schedule))
+        kept = ["adam", "amsgrad", "adamax"]  # the issue's three (all share bias_correct)
+        pairs = {name: (ADAPTIVE[name][0](), ADAPTIVE[name][1]()) for name in kept}
         pairs["sgd_momentum_schedule"] = (gdjax.sgd(schedule, 0.9), optax.sgd(schedule, 0.9))
+        key = jax.random.key(3, impl="rbg")  # cheap to compile; the same stream on both sides
         pairs["clip_noise"] = (
-            gdjax.chain(gdjax.clip_by_global_norm(1.0), gdjax.add_noise(0.1, 0.55, key=3)),
-            optax.chain(optax.clip_by_global_norm(1.0), optax.add_noise(0.1, 0.55, key=3)),
+            gdjax.chain(gdjax.clip_by_global_norm(1.0), gdjax.add_noise(0.1, 0.55, key)),
+            optax.chain(optax.clip_by_global_norm(1.0), optax.add_noise(0.1, 0.55, key)),
         )
         params, grads = _problem(jnp.float64)
         results = run_pairs(pairs, params, grads)
@@ -139,7 +143,7 @@ def test_bfloat16_under_a_schedule_matches_optax_bit_for_bit():
     )
     pairs = {
         name: (getattr(gdjax, name)(sched), getattr(optax, name)(their_sched))
-        for name in ["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+        for name in ["sgd", "adam", "rmsprop"]
     }
     params, grads = _problem(jnp.bfloat16, steps=15)
     results = run_pairs(pairs, params, grads)
@@ -150,13 +154,11 @@ def test_bfloat16_under_a_schedule_matches_optax_bit_for_bit():
 # --- 3. masked: prefix masks, callable pytrees, tree_map_params -----------------------------
 
 
+MASK_SHAPES = {"a": (3,), "b": {"c": (2, 2), "d": [(2,)]}, "e": ()}
+
+
 def _mask_params():
-    k = jax.random.split(jax.random.PRNGKey(4), 4)
-    return {
-        "a": jax.random.normal(k[0], (3,)),
-        "b": {"c": jax.random.normal(k[1], (2, 2)), "d": [jax.random.normal(k[2], (2,))]},
-        "e": jax.random.normal(k[3], ()),
-    }
+    return random_tree(4, MASK_SHAPES)
 
 
 PREFIX_MASKS = {
@@ -169,7 +171,7 @@ PREFIX_MASKS = {
 
 def test_masked_accepts_prefix_masks_like_optax():
     params = _mask_params()
-    grads = gradient_stream(jax.random.PRNGKey(5), params, 10)
+    grads = random_tree(5, MASK_SHAPES, steps=10)
     pairs = {
         name: (gdjax.masked(gdjax.adam(0.1), m), optax.masked(optax.adam(0.1), m))
         for name, m in PREFIX_MASKS.items()
@@ -183,10 +185,11 @@ def test_masked_accepts_prefix_masks_like_optax():
         gdjax.adamw(0.1, weight_decay=0.3, mask=mask),
         optax.adamw(0.1, weight_decay=0.3, mask=mask),
     )
-    assert_pairs_close(run_pairs(pairs, params, grads))
-    # The masked-off subtree is passed through: the raw gradients were added.
-    out = run_pairs({"off": (gdjax.masked(gdjax.adam(0.1), mask), optax.identity())}, params, grads)
-    np.testing.assert_allclose(out["off"][0]["b"]["c"], out["off"][1]["b"]["c"], rtol=1e-6)
+    results = run_pairs(pairs, params, grads)
+    assert_pairs_close(results)
+    # The masked-off subtree was passed through: the raw gradients were added.
+    off = results["subtree off"][0]["b"]["c"]
+    np.testing.assert_allclose(off, params["b"]["c"] + grads["b"]["c"].sum(0), rtol=1e-5)
 
 
 @jax.tree_util.register_dataclass
@@ -203,7 +206,7 @@ class Layer:
 
 def test_a_callable_pytree_mask_is_a_mask_not_a_function():
     params = Layer(jnp.ones((2, 3)), jnp.zeros(3))
-    grads = gradient_stream(jax.random.PRNGKey(6), params, 8)
+    grads = Layer(*random_tree(6, [(2, 3), (3,)], steps=8))
     mask = Layer(True, False)  # callable, but its leaves are bools
     by_function = lambda p: Layer(p.w.ndim > 1, p.b.ndim > 1)  # noqa: E731
     pairs = {
@@ -257,9 +260,7 @@ INJECTED = {
         lambda learning_rate, beta: optax.sgd(learning_rate, beta),
         {"beta": 0.8},
     ),
-    "adam": (gdjax.adam, optax.adam, {}),
     "adamw": (gdjax.adamw, optax.adamw, {"weight_decay": 0.1}),
-    "rmsprop": (gdjax.rmsprop, optax.rmsprop, {"momentum": 0.5}),
     "adadelta": (gdjax.adadelta, optax.adadelta, {"weight_decay": 0.1}),
 }
 
@@ -277,19 +278,26 @@ def test_tree_get_and_tree_set_find_each_hyperparameter_once():
         state = optax.tree_utils.tree_set(opt.init(params), learning_rate=lr)  # lr is traced
         return trajectory(opt, params, grads, state)
 
+    lrs = [0.01, 0.03]
+
     @fast_jit
-    def go(lrs):
+    def go():
         out = {}
         for name, (ours, theirs, kwargs) in INJECTED.items():
-            batched = jax.vmap(lambda lr, ours=ours, kwargs=kwargs: run(ours, kwargs, lr))(lrs)
-            out[name] = (batched, [run(theirs, kwargs, lr) for lr in lrs])
+            batched = jax.vmap(lambda lr, ours=ours, kwargs=kwargs: run(ours, kwargs, lr))(
+                jnp.array(lrs)
+            )
+            out[name] = (batched, run(theirs, kwargs, lrs[0]))  # optax with the first value
         return out
 
-    for name, ((got, got_state), want) in go(jnp.array([0.01, 0.03])).items():
-        for i, (want_params, want_state) in enumerate(want):
-            assert_close(jax.tree.map(lambda x, i=i: x[i], got), want_params, what=name)
-            got_lr = optax.tree_utils.tree_get(got_state, "learning_rate")[i]
-            assert float(got_lr) == float(optax.tree_utils.tree_get(want_state, "learning_rate"))
+    for name, ((got, got_state), (want, want_state)) in go().items():
+        assert_close(jax.tree.map(lambda x: x[0], got), want, what=name)
+        assert not np.allclose(got["w"][0], got["w"][1]), name  # the set value was used
+        got_lr = optax.tree_utils.tree_get(got_state, "learning_rate")
+        assert got_lr.tolist() == pytest.approx(lrs)
+        assert float(optax.tree_utils.tree_get(want_state, "learning_rate")) == pytest.approx(
+            lrs[0]
+        )
 
 
 def test_a_scheduled_hyperparameter_is_recorded_once_by_gdjax():
@@ -326,11 +334,12 @@ EDGE_SCHEDULES = {
 def test_schedules_match_optax_at_the_edges():
     steps = jnp.array([0, 1, 2, 3, 4, 7, 10, 19, 20, 25, 1000, 2**31 - 1])
     ours = {name: make(S) for name, make in EDGE_SCHEDULES.items()}
-    got = jax.jit(lambda t: {name: jax.vmap(s)(t) for name, s in ours.items()})(steps)
-    for name, make in EDGE_SCHEDULES.items():
-        theirs = make(optax)
-        want = [float(theirs(jnp.asarray(t))) for t in steps.tolist()]
-        np.testing.assert_allclose(got[name], want, rtol=1e-6, atol=1e-7, err_msg=name)
+    theirs = {name: make(optax) for name, make in EDGE_SCHEDULES.items()}
+    both = fast_jit(
+        lambda t: {name: (jax.vmap(ours[name])(t), jax.vmap(theirs[name])(t)) for name in ours}
+    )
+    for name, (got, want) in both(steps).items():
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=name)
 
 
 # --- 6. inputs optax accepts ------------------------------------------------------------------

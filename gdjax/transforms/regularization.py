@@ -76,12 +76,18 @@ def _add_penalty(
     mask: Mask,
     penalty_grad: Callable[[jax.Array], jax.Array],
     state_type: type,
+    *,
+    signed: bool = False,
 ) -> optax.GradientTransformation:
     """``u + lambda_t * penalty_grad(params)`` on the leaves ``mask`` selects.
 
     A scheduled ``lambda_t`` is recorded in ``state_type``; a constant leaves the state empty.
+    ``signed=True`` lets ``lambda`` be negative (a shrinkage factor minus one, for `fromage`).
     """
-    _checks.non_negative(name, strength, schedule_ok=True)
+    if signed:
+        _checks.check_hyperparam(name, strength, schedule_ok=True)
+    else:
+        _checks.non_negative(name, strength, schedule_ok=True)
     scheduled = callable(strength)
 
     def init_fn(params):
@@ -162,3 +168,14 @@ def add_l1_regularization(
         mask: which parameters are penalized.
     """
     return _add_penalty("strength", strength, mask, jnp.sign, L1RegularizationState)
+
+
+def _add_scaled_params(factor: ScalarOrSchedule) -> optax.GradientTransformation:
+    r"""$u \leftarrow u + c_t\,\theta$ for any real $c_t$ (internal: `fromage`'s shrinkage).
+
+    `add_decayed_weights` with the sign of $c$ unchecked; a scheduled value is recorded as
+    ``weight_decay``.
+    """
+    return _add_penalty(
+        "weight_decay", factor, None, lambda p: p, AddDecayedWeightsState, signed=True
+    )

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from gdjax import _checks
 from gdjax.base import ScalarOrSchedule, Schedule, as_state_value
-from gdjax.transforms._common import check_params, increment, scale_tree, zero_count
+from gdjax.transforms._common import as_arrays, check_params, increment, scale_tree, zero_count
+from gdjax.tree_utils import tree_map_none
 
 
 def scale(step_size: float | jax.Array) -> optax.GradientTransformation:
@@ -117,3 +119,36 @@ def _scale_by(learning_rate: Schedule, sign: float) -> optax.GradientTransformat
         return updates, ScaleByScheduleState(increment(state.count), as_state_value(lr))
 
     return optax.GradientTransformation(init_fn, update_fn)
+
+
+def identity() -> optax.GradientTransformation:
+    r"""Pass the updates through unchanged: $u \leftarrow u$ (an empty state).
+
+    Useful as a placeholder, e.g. for a parameter group that an optimizer should not change
+    beyond the raw gradient.
+    """
+
+    def update_fn(updates, state, params=None):
+        check_params(updates, params)
+        return updates, state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+def set_to_zero() -> optax.GradientTransformation:
+    r"""Replace every update by zeros: $u \leftarrow 0$ (the parameters do not move).
+
+    Masked to a parameter group (`masked`) it freezes that group.
+
+    Examples:
+        >>> import jax.numpy as jnp, gdjax
+        >>> u, _ = gdjax.set_to_zero().update({"w": jnp.ones(2)}, None)
+        >>> u["w"].tolist()
+        [0.0, 0.0]
+    """
+
+    def update_fn(updates, state, params=None):
+        check_params(updates, params)
+        return tree_map_none(jnp.zeros_like, as_arrays(updates)), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
