@@ -674,7 +674,7 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Number]]) -> Schedule:
         >>> cycle = dict(init_value=0.0, peak_value=1.0, warmup_steps=2, decay_steps=10)
         >>> lr = gdjax.schedules.sgdr_schedule([cycle, cycle])
         >>> [round(float(lr(t)), 3) for t in (2, 9, 10, 12)]
-        [1.0, 0.03, 0.0, 1.0]
+        [1.0, 0.038, 0.0, 1.0]
     """
     cycles = [dict(kwargs) for kwargs in cosine_kwargs]
     if not cycles:

@@ -2,6 +2,8 @@ r"""Gradient clipping, the standard cure for exploding gradients; per-example cl
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -218,7 +220,9 @@ def _check_batched(name: str, grads) -> None:
         )
 
 
-def per_example_global_norm_clip(grads, l2_norm_clip: float | jax.Array):
+def per_example_global_norm_clip(
+    grads: Any, l2_norm_clip: float | jax.Array
+) -> tuple[Any, jax.Array]:
     r"""Clip each example's gradient to global norm ``l2_norm_clip``, then sum over examples.
 
     The building block of DP-SGD (Abadi et al., 2016). ``grads`` holds per-example gradients,
@@ -254,8 +258,8 @@ def per_example_global_norm_clip(grads, l2_norm_clip: float | jax.Array):
 
 
 def per_example_layer_norm_clip(
-    grads, global_l2_norm_clip: float | jax.Array, uniform: bool = True
-):
+    grads: Any, global_l2_norm_clip: float | jax.Array, uniform: bool = True
+) -> tuple[Any, Any]:
     r"""Per-example clipping layer by layer: each leaf gets its own share of the norm budget.
 
     Leaf $i$ of $L$ (with $n_i$ entries per example, $N = \sum_i n_i$) is clipped per example
