@@ -17,7 +17,9 @@ the one-cycle schedules that place them), the number of schedules joined and
 At the edges the schedules behave as optax's: a non-positive ``transition_steps`` (and a zero
 ``decay_rate`` of `exponential_decay`) gives the constant ``init_value``; a negative
 ``transition_begin`` counts from step 0. Values are computed in JAX's default float dtype
-(float32, or float64 under ``jax_enable_x64``).
+(float32, or float64 under ``jax_enable_x64``); optax's schedules compute in float32 from an
+int32 step count even under x64, so there gdjax's are the more precise (a deliberate
+difference).
 
 Learning-rate *annealing* in the source documents' sense — large steps early, small steps
 late — is any of the decaying schedules here.

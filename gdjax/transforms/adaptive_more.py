@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from gdjax import _checks
@@ -269,6 +270,24 @@ def _decay_rate_pow(i: jax.Array, exponent: float | jax.Array = 0.8) -> jax.Arra
     return 1.0 - t ** (-exponent)
 
 
+def _static_int(name: str, value: Any) -> int:
+    """An int that decides shapes: a Python int or a concrete integer scalar (e.g. from
+    ``optax.inject_hyperparams`` outside ``jit``); a traced value is refused by name."""
+    concrete_array = (
+        isinstance(value, (jax.Array, np.ndarray, np.generic))
+        and np.issubdtype(value.dtype, np.integer)
+        and np.ndim(value) == 0
+        and not _checks.is_traced(value)
+    )
+    if (isinstance(value, int) and not isinstance(value, bool)) or concrete_array:
+        return int(value)
+    raise TypeError(
+        f"{name} must be a Python int (it decides the state's shapes; under "
+        f"optax.inject_hyperparams and jit, list it in static_args); got "
+        f"{type(value).__name__}: {value!r}"
+    )
+
+
 def _factored_dims(shape: tuple[int, ...], factored: bool, min_dim: int) -> tuple[int, int] | None:
     """``(second largest axis, largest axis)`` when a leaf is factored, else ``None``.
 
@@ -311,18 +330,15 @@ def scale_by_factored_rms(
         decay_rate: the exponent $c$ of the default decay, $\ge 0$.
         step_offset: subtracted from the step count before the decay is computed.
         min_dim_size_to_factor: factor only when the second largest dimension is at least
-            this; a Python int (it decides the state's shapes).
+            this; a Python int (it decides the state's shapes; a concrete integer array is
+            taken too).
         epsilon: $\epsilon \ge 0$, added to the squared gradient.
         decay_rate_fn: ``(step, decay_rate) -> decay`` (static).
     """
     _checks.static_bool("factored", factored)
     _checks.non_negative("decay_rate", decay_rate)
     _checks.count("step_offset", step_offset, minimum=None)
-    if not isinstance(min_dim_size_to_factor, int) or isinstance(min_dim_size_to_factor, bool):
-        raise TypeError(
-            "min_dim_size_to_factor must be a Python int (it decides the state's shapes); got "
-            f"{type(min_dim_size_to_factor).__name__}: {min_dim_size_to_factor!r}"
-        )
+    min_dim_size_to_factor = _static_int("min_dim_size_to_factor", min_dim_size_to_factor)
     _checks.non_negative("epsilon", epsilon)
     if not callable(decay_rate_fn):
         raise TypeError(
