@@ -21,9 +21,16 @@ def _is_python_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_hyperparam(name: str, value: Any, *, schedule_ok: bool = False) -> None:
-    """Raise ``TypeError`` unless ``value`` is a number, an array, or (if allowed) a callable."""
+def check_hyperparam(
+    name: str, value: Any, *, schedule_ok: bool = False, complex_ok: bool = False
+) -> None:
+    """Raise ``TypeError`` unless ``value`` is a number, an array, or (if allowed) a callable.
+
+    Complex Python numbers are accepted only with ``complex_ok`` (for `scale`'s factor).
+    """
     if _is_python_number(value) or isinstance(value, (jax.Array, np.ndarray, np.generic)):
+        return
+    if complex_ok and isinstance(value, numbers.Complex) and not isinstance(value, bool):
         return
     if schedule_ok and callable(value):
         return
@@ -74,6 +81,11 @@ def decay_rate(name: str, value: Any, *, schedule_ok: bool = False) -> None:
     check_range(name, value, low=0.0, high=1.0, high_inclusive=False, schedule_ok=schedule_ok)
 
 
+def momentum(name: str, value: Any, *, schedule_ok: bool = False) -> None:
+    """A momentum coefficient: ``0 <= value <= 1`` (1 accumulates the plain sum, as optax allows)."""
+    check_range(name, value, low=0.0, high=1.0, schedule_ok=schedule_ok)
+
+
 def is_traced(value: Any) -> bool:
     """Whether ``value`` is an abstract value under ``jit``/``vmap``/``grad`` (not concrete)."""
     return isinstance(value, jax.core.Tracer)
@@ -93,14 +105,15 @@ def static_bool(name: str, value: Any) -> None:
     )
 
 
-def count(name: str, value: Any, *, minimum: int = 1) -> None:
+def count(name: str, value: Any, *, minimum: int | None = 1) -> None:
     """A count of steps: a Python int, or an integer scalar array (possibly traced).
 
     Concrete values (Python ints, NumPy values and non-traced JAX arrays) must be
-    ``>= minimum``; a traced value cannot be checked and is accepted.
+    ``>= minimum`` (any int when ``minimum`` is ``None``); a traced value cannot be checked
+    and is accepted.
     """
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
-        if value < minimum:
+        if minimum is not None and value < minimum:
             raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
         return
     if isinstance(value, (jax.Array, np.ndarray, np.generic)) and np.issubdtype(
@@ -108,7 +121,7 @@ def count(name: str, value: Any, *, minimum: int = 1) -> None:
     ):
         if np.ndim(value) != 0:
             raise ValueError(f"{name} must be a scalar; got an array of shape {np.shape(value)}")
-        if not is_traced(value) and int(value) < minimum:
+        if minimum is not None and not is_traced(value) and int(value) < minimum:
             raise ValueError(f"{name} must be an int >= {minimum}; got {int(value)}")
         return
     raise TypeError(

@@ -57,9 +57,18 @@ def resolve(hyperparam: ScalarOrSchedule, count: jax.Array) -> jax.Array | float
     return hyperparam(count) if callable(hyperparam) else hyperparam
 
 
+def default_float() -> Any:
+    """JAX's default float dtype now: float32, or float64 under ``jax_enable_x64``."""
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
 def as_state_value(value: Any) -> jax.Array:
-    """Store a resolved hyperparameter in optimizer state as a float32 scalar (or array)."""
-    return jnp.asarray(value, dtype=jnp.float32)
+    """Store a resolved hyperparameter in optimizer state in the default float dtype.
+
+    That is float32, or float64 under ``jax_enable_x64``, so a recorded value keeps the
+    precision it was computed in.
+    """
+    return jnp.asarray(value, dtype=default_float())
 
 
 __all__ = [
@@ -75,5 +84,6 @@ __all__ = [
     "apply_updates",
     "as_state_value",
     "chain",
+    "default_float",
     "resolve",
 ]

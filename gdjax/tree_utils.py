@@ -106,6 +106,7 @@ _NOT_HYPERPARAMS = frozenset(
     {"count", "mu", "nu", "nu_max", "trace", "velocity", "sum_of_squares", "e_g", "e_x"}
     | {"rng_key", "mini_step", "gradient_step", "notfinite_count", "last_finite"}
     | {"total_notfinite"}
+    | {"t", "m", "n", "g", "v", "v_row", "v_col", "ema", "grad_acc", "found_nan"}
 )
 
 

@@ -107,6 +107,15 @@ def _join(boundary=15, value=1.0):
     )
 
 
+def _interpolate(init_value=1.0, scale=0.1):
+    return S.piecewise_interpolate_schedule("cosine", init_value, {10: scale, 25: 0.5})
+
+
+def _sgdr(peak_value=1.0, cycle=20):
+    kwargs = {"init_value": 0.0, "peak_value": peak_value, "warmup_steps": 3, "decay_steps": cycle}
+    return S.sgdr_schedule([kwargs, kwargs, kwargs])
+
+
 # schedule -> (factory, base arguments, {argument: values to vmap over}). Floats are values,
 # ints are step counts (vmapped as int32 arrays).
 VMAPPED = {
@@ -192,6 +201,56 @@ VMAPPED = {
         },
     ),
     "join_schedules": (_join, {}, {"value": [0.5, 1.0, 2.0], "boundary": [5, 15, 40]}),
+    # optax's remaining schedules (issue 10)
+    "warmup_constant_schedule": (
+        S.warmup_constant_schedule,
+        {"init_value": 0.0, "peak_value": 1.0, "warmup_steps": 10},
+        {"init_value": [0.0, 0.2, 0.5], "peak_value": [0.5, 1.0, 2.0], "warmup_steps": [0, 10, 30]},
+    ),
+    "warmup_exponential_decay_schedule": (
+        S.warmup_exponential_decay_schedule,
+        {
+            "init_value": 0.0,
+            "peak_value": 1.0,
+            "warmup_steps": 10,
+            "transition_steps": 5,
+            "decay_rate": 0.8,
+            "end_value": 0.1,
+        },
+        {
+            "init_value": [0.0, 0.2, 0.5],
+            "peak_value": [0.5, 1.0, 2.0],
+            "warmup_steps": [0, 10, 30],
+            "transition_steps": [0, 5, 20],
+            "decay_rate": [0.0, 0.5, 1.5],
+            "transition_begin": [-3, 0, 7],
+            "end_value": [0.05, 0.1, 0.3],
+        },
+    ),
+    "piecewise_interpolate_schedule": (
+        _interpolate,
+        {},
+        {"init_value": [0.5, 1.0, 2.0], "scale": [0.0, 0.1, 2.0]},
+    ),
+    "linear_onecycle_schedule": (
+        lambda **kw: S.linear_onecycle_schedule(40, **kw),
+        {"peak_value": 1.0},
+        {
+            "peak_value": [0.5, 1.0, 2.0],
+            "div_factor": [2.0, 25.0, 100.0],
+            "final_div_factor": [2.0, 10.0, 1e4],
+        },
+    ),
+    "cosine_onecycle_schedule": (
+        lambda **kw: S.cosine_onecycle_schedule(40, **kw),
+        {"peak_value": 1.0},
+        {
+            "peak_value": [0.5, 1.0, 2.0],
+            "div_factor": [2.0, 25.0, 100.0],
+            "final_div_factor": [2.0, 10.0, 1e4],
+        },
+    ),
+    "sgdr_schedule": (_sgdr, {}, {"peak_value": [0.5, 1.0, 2.0], "cycle": [12, 20, 35]}),
 }
 
 

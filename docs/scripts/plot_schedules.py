@@ -49,6 +49,35 @@ EXAMPLES = {
             [S.linear_schedule(0.0, 0.1, 30), S.exponential_decay(0.1, 30, 0.7)], [30]
         ),
     ),
+    "warmup_constant_schedule": (
+        "warmup_constant_schedule(0.0, 0.1, 40)",
+        S.warmup_constant_schedule(0.0, 0.1, 40),
+    ),
+    "warmup_exponential_decay_schedule": (
+        "warmup_exponential_decay_schedule(0.0, 0.1, 20, 30, 0.6, end_value=0.005)",
+        S.warmup_exponential_decay_schedule(0.0, 0.1, 20, 30, 0.6, end_value=0.005),
+    ),
+    "linear_onecycle_schedule": (
+        "linear_onecycle_schedule(200, 0.1)",
+        S.linear_onecycle_schedule(200, 0.1),
+    ),
+    "cosine_onecycle_schedule": (
+        "cosine_onecycle_schedule(200, 0.1)",
+        S.cosine_onecycle_schedule(200, 0.1),
+    ),
+    "piecewise_interpolate_schedule": (
+        'piecewise_interpolate_schedule("cosine", 0.1, {50: 0.5, 100: 0.2, 150: 0.5})',
+        S.piecewise_interpolate_schedule("cosine", 0.1, {50: 0.5, 100: 0.2, 150: 0.5}),
+    ),
+    "sgdr_schedule": (
+        "sgdr_schedule(3 cycles: warmup 5, lengths 40, 60, 100, peak 0.1)",
+        S.sgdr_schedule(
+            [
+                {"init_value": 0.0, "peak_value": 0.1, "warmup_steps": 5, "decay_steps": n}
+                for n in (40, 60, 100)
+            ]
+        ),
+    ),
 }
 
 

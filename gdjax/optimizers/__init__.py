@@ -36,3 +36,28 @@ __all__ = [
     "rmsprop",
     "sgd",
 ]
+
+# --- optax's remaining optimizers, part A of issue 10 --------------------------------------
+from gdjax.optimizers._adaptive_more import (
+    adabelief,
+    adafactor,
+    adamaxw,
+    adan,
+    lion,
+    nadamw,
+)
+from gdjax.optimizers._layerwise import fromage, lamb, lars
+from gdjax.optimizers._noise import noisy_sgd
+
+__all__ += [
+    "adabelief",
+    "adafactor",
+    "adamaxw",
+    "adan",
+    "fromage",
+    "lamb",
+    "lars",
+    "lion",
+    "nadamw",
+    "noisy_sgd",
+]

@@ -76,7 +76,7 @@ def rmsprop(
         eps_in_sqrt: put $\epsilon$ inside the root (optax) or outside (PyTorch); a Python
             bool.
         centered: centered RMSprop (Graves, 2013); a Python bool.
-        momentum: optional momentum $\gamma \in [0, 1)$.
+        momentum: optional momentum $\gamma \in [0, 1]$.
         nesterov: Nesterov form of that momentum; a Python bool.
         bias_correction: divide the EMAs by $1-\rho^t$ (as Adam does); a Python bool.
     """
@@ -96,7 +96,7 @@ def rmsprop(
     if momentum is not None:
         parts.append(trace(decay=momentum, nesterov=nesterov))
     elif nesterov:
-        raise ValueError("nesterov=True needs a momentum value in [0, 1); got momentum=None")
+        raise ValueError("nesterov=True needs a momentum value in [0, 1]; got momentum=None")
     return chain(*parts)
 
 

@@ -37,7 +37,7 @@ def sgd(
 
     Args:
         learning_rate: $\alpha \ge 0$: a number, array or schedule.
-        momentum: $\gamma \in [0, 1)$, or ``None`` for plain gradient descent.
+        momentum: $\gamma \in [0, 1]$, or ``None`` for plain gradient descent.
         nesterov: Nesterov accelerated gradient (needs ``momentum``); a Python bool.
         accumulator_dtype: dtype of the momentum buffer.
 
@@ -57,9 +57,9 @@ def sgd(
     _checks.static_bool("nesterov", nesterov)
     if momentum is None:
         if nesterov:
-            raise ValueError("nesterov=True needs a momentum value in [0, 1); got momentum=None")
+            raise ValueError("nesterov=True needs a momentum value in [0, 1]; got momentum=None")
         return chain(scale_by_learning_rate(learning_rate))
-    _checks.decay_rate("momentum", momentum)
+    _checks.momentum("momentum", momentum)
     return chain(
         trace(decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
         scale_by_learning_rate(learning_rate),
@@ -78,10 +78,10 @@ def momentum(learning_rate: ScalarOrSchedule, beta: float | jax.Array = 0.9) -> 
 
     Args:
         learning_rate: $\alpha \ge 0$: a number, array or schedule.
-        beta: $\beta \in [0, 1)$ (the documents' $\gamma$), typically 0.9.
+        beta: $\beta \in [0, 1]$ (the documents' $\gamma$), typically 0.9.
     """
     _checks.non_negative("learning_rate", learning_rate, schedule_ok=True)
-    _checks.decay_rate("beta", beta)
+    _checks.momentum("beta", beta)
     return chain(heavy_ball(learning_rate, beta))
 
 
@@ -101,8 +101,8 @@ def nesterov(learning_rate: ScalarOrSchedule, beta: float | jax.Array = 0.9) -> 
 
     Args:
         learning_rate: $\alpha \ge 0$: a number, array or schedule.
-        beta: $\beta \in [0, 1)$.
+        beta: $\beta \in [0, 1]$.
     """
     _checks.non_negative("learning_rate", learning_rate, schedule_ok=True)
-    _checks.decay_rate("beta", beta)
+    _checks.momentum("beta", beta)
     return chain(heavy_ball(learning_rate, beta, nesterov=True))

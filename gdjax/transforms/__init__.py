@@ -23,7 +23,7 @@ from gdjax.transforms.adaptive import (
 )
 from gdjax.transforms.clipping import clip, clip_by_global_norm, clip_by_norm
 from gdjax.transforms.guards import ApplyIfFiniteState, apply_if_finite
-from gdjax.transforms.momentum import HeavyBallState, TraceState, heavy_ball, trace
+from gdjax.transforms.momentum import TraceState, heavy_ball, trace
 from gdjax.transforms.noise import AddNoiseState, add_noise
 from gdjax.transforms.plateau import ReduceOnPlateauState, observe_plateau, reduce_on_plateau
 from gdjax.transforms.regularization import (
@@ -52,7 +52,6 @@ __all__ = [
     "AddDecayedWeightsState",
     "AddNoiseState",
     "ApplyIfFiniteState",
-    "HeavyBallState",
     "L1RegularizationState",
     "L2RegularizationState",
     "MaskedState",
@@ -91,4 +90,65 @@ __all__ = [
     "scale_by_schedule",
     "scale_by_stddev",
     "trace",
+]
+
+# --- optax's remaining transformations, part A of issue 10 ---------------------------------
+from gdjax.transforms.adaptive_more import (
+    FactoredState,
+    ScaleByAdanState,
+    ScaleByBeliefState,
+    ScaleByLionState,
+    scale_by_adan,
+    scale_by_belief,
+    scale_by_factored_rms,
+    scale_by_lion,
+)
+from gdjax.transforms.averaging import ApplyEvery, EmaState, apply_every, ema
+from gdjax.transforms.clipping import (
+    adaptive_grad_clip,
+    clip_by_block_rms,
+    per_example_global_norm_clip,
+    per_example_layer_norm_clip,
+)
+from gdjax.transforms.constraints import (
+    ZeroNansState,
+    keep_params_nonnegative,
+    zero_nans,
+)
+from gdjax.transforms.layerwise import (
+    centralize,
+    normalize_by_update_norm,
+    scale_by_param_block_norm,
+    scale_by_param_block_rms,
+    scale_by_trust_ratio,
+)
+from gdjax.transforms.scaling import identity, set_to_zero
+
+__all__ += [
+    "ApplyEvery",
+    "EmaState",
+    "FactoredState",
+    "ScaleByAdanState",
+    "ScaleByBeliefState",
+    "ScaleByLionState",
+    "ZeroNansState",
+    "adaptive_grad_clip",
+    "apply_every",
+    "centralize",
+    "clip_by_block_rms",
+    "ema",
+    "identity",
+    "keep_params_nonnegative",
+    "normalize_by_update_norm",
+    "per_example_global_norm_clip",
+    "per_example_layer_norm_clip",
+    "scale_by_adan",
+    "scale_by_belief",
+    "scale_by_factored_rms",
+    "scale_by_lion",
+    "scale_by_param_block_norm",
+    "scale_by_param_block_rms",
+    "scale_by_trust_ratio",
+    "set_to_zero",
+    "zero_nans",
 ]

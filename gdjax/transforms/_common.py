@@ -21,17 +21,50 @@ def increment(count: jax.Array) -> jax.Array:
     return optax.safe_increment(count)
 
 
+def as_arrays(tree: Any) -> Any:
+    """Turn Python-number leaves into JAX arrays (arrays and ``None`` pass through unchanged).
+
+    Gradients may hold Python floats (``{"a": 1.0}``), as optax allows; the transformations
+    read each leaf's ``dtype``, which a Python number lacks.
+    """
+    return jax.tree.map(lambda g: None if g is None else jnp.asarray(g), tree, is_leaf=is_none)
+
+
 def scale_tree(factor: Any, tree: Any) -> Any:
-    """Multiply every leaf by ``factor``, keeping each leaf's dtype (``None`` passes through)."""
-    return jax.tree.map(
-        lambda g: None if g is None else (factor * g).astype(g.dtype), tree, is_leaf=is_none
-    )
+    """Multiply every leaf by ``factor``, keeping each leaf's dtype (``None`` passes through).
+
+    The factor is cast to the leaf's dtype first (as optax does). A complex ``factor`` times a
+    real leaf gives a complex leaf (as in optax): the imaginary part is not dropped.
+    """
+
+    def scale_leaf(g):
+        g = jnp.asarray(g)
+        if jnp.iscomplexobj(factor) and not jnp.iscomplexobj(g):
+            return factor * g
+        return jnp.asarray(factor, g.dtype) * g  # the factor in the leaf's dtype, as optax does
+
+    return jax.tree.map(lambda g: None if g is None else scale_leaf(g), tree, is_leaf=is_none)
+
+
+def abs_sq(x: jax.Array) -> jax.Array:
+    r"""$|x|^2 = x\,\bar x$ elementwise: real for complex ``x``, ``x * x`` for real ``x``."""
+    return (x.conj() * x).real if jnp.iscomplexobj(x) else x * x
 
 
 def ema(updates: Any, moments: Any, decay: Any, order: int) -> Any:
-    r"""Exponential moving average of the ``order``-th power: $(1-\beta) g^k + \beta m$."""
+    r"""Exponential moving average $(1-\beta)\,\phi(g) + \beta m$, kept in ``m``'s dtype.
+
+    ``order=1`` averages the gradient itself, $\phi(g) = g$; ``order=2`` averages its squared
+    modulus $\phi(g) = |g|^2 = g \bar g$ (the square for real gradients), so that second
+    moments of complex parameters are real and non-negative, as in optax.
+    """
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2; got {order!r}")
+    power = (lambda g: g) if order == 1 else abs_sq
     return jax.tree.map(
-        lambda g, m: None if g is None else ((1 - decay) * (g**order) + decay * m).astype(m.dtype),
+        lambda g, m: (
+            None if g is None else ((1 - decay) * power(jnp.asarray(g)) + decay * m).astype(m.dtype)
+        ),
         updates,
         moments,
         is_leaf=is_none,
@@ -39,9 +72,16 @@ def ema(updates: Any, moments: Any, decay: Any, order: int) -> Any:
 
 
 def bias_correct(moment: Any, decay: Any, count: jax.Array) -> Any:
-    r"""Adam's bias correction $m / (1 - \beta^t)$, computed in float32 then cast back."""
-    correction = 1 - jnp.asarray(decay, jnp.float32) ** count
-    return jax.tree.map(lambda m: m / correction.astype(m.dtype), moment)
+    r"""Adam's bias correction $m / (1 - \beta^t)$.
+
+    $1 - \beta^t$ is computed in the precision JAX gives ``decay ** count`` (float32, or float64
+    under ``jax_enable_x64``: never lower than float32, so a bfloat16 moment does not round
+    $\beta^t$ to 1), then cast to the moment's dtype, as optax does.
+    """
+    correction = 1 - decay**count
+    return jax.tree.map(
+        lambda m: None if m is None else m / correction.astype(m.dtype), moment, is_leaf=is_none
+    )
 
 
 def check_updates(updates: Any, reference: Any) -> None:

@@ -2,7 +2,12 @@ r"""Adaptive per-parameter step sizes: AdaGrad, RMSprop, Adam and its relatives.
 
 Each transformation rescales the gradient elementwise; follow it with
 `scale_by_learning_rate` (the named optimizers in `gdjax.optimizers` do).
-Squares, square roots and divisions are elementwise.
+Squares, square roots and divisions are elementwise. For complex parameters a "squared
+gradient" is the squared modulus $|g|^2 = g\bar g$, so second moments stay real and
+non-negative (as in optax).
+
+``eps`` may be 0 (as optax allows); a step whose denominator is then 0 gives ``nan`` or ``inf``,
+as it does in optax.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import optax
 
 from gdjax import _checks
 from gdjax.transforms._common import (
+    abs_sq,
+    as_arrays,
     bias_correct,
     check_updates,
     ema,
@@ -44,15 +51,16 @@ def scale_by_rss(
     r"""AdaGrad scaling by the root of the accumulated squared gradients (Duchi et al., 2011).
 
     $$
-    G_t = G_{t-1} + g_t^2, \qquad u_t = \frac{g_t}{\sqrt{G_t + \epsilon}}
+    G_t = G_{t-1} + |g_t|^2, \qquad u_t = \frac{g_t}{\sqrt{G_t + \epsilon}}
+    \quad (u_t = 0 \text{ where } G_t = 0)
     $$
 
     Args:
         initial_accumulator_value: $G_0 \ge 0$.
-        eps: $\epsilon > 0$, for numerical stability.
+        eps: $\epsilon \ge 0$, for numerical stability.
     """
     _checks.non_negative("initial_accumulator_value", initial_accumulator_value)
-    _checks.positive("eps", eps)
+    _checks.non_negative("eps", eps)
 
     def init_fn(params):
         return ScaleByRssState(_full_like(params, initial_accumulator_value))
@@ -60,7 +68,8 @@ def scale_by_rss(
     def update_fn(updates, state, params=None):
         del params
         check_updates(updates, state.sum_of_squares)
-        sos = _map2(lambda g, s: (g * g + s).astype(s.dtype), updates, state.sum_of_squares)
+        updates = as_arrays(updates)
+        sos = _map2(lambda g, s: (abs_sq(g) + s).astype(s.dtype), updates, state.sum_of_squares)
         out = _map2(
             lambda g, s: (jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g).astype(g.dtype),
             updates,
@@ -94,7 +103,7 @@ def scale_by_rms(
     r"""RMSprop scaling (Tieleman & Hinton, 2012).
 
     $$
-    \nu_t = \rho\,\nu_{t-1} + (1-\rho)\,g_t^2, \qquad
+    \nu_t = \rho\,\nu_{t-1} + (1-\rho)\,|g_t|^2, \qquad
     u_t = \frac{g_t}{\sqrt{\nu_t + \epsilon}}
     \quad\bigl(\text{or } \tfrac{g_t}{\sqrt{\nu_t} + \epsilon}
     \text{ with } \texttt{eps\_in\_sqrt=False}\text{, PyTorch's form}\bigr)
@@ -105,14 +114,14 @@ def scale_by_rms(
 
     Args:
         decay: $\rho \in [0, 1)$.
-        eps: $\epsilon > 0$.
+        eps: $\epsilon \ge 0$.
         initial_scale: $\nu_0 \ge 0$.
         eps_in_sqrt: where $\epsilon$ goes (optax's default: inside the root); a Python bool.
         bias_correction: divide the EMA by $1-\rho^t$ (the state then also counts steps,
             `ScaleByRmsWithCountState`); a Python bool.
     """
     _checks.decay_rate("decay", decay)
-    _checks.positive("eps", eps)
+    _checks.non_negative("eps", eps)
     _checks.non_negative("initial_scale", initial_scale)
     _checks.static_bool("eps_in_sqrt", eps_in_sqrt)
     _checks.static_bool("bias_correction", bias_correction)
@@ -126,6 +135,7 @@ def scale_by_rms(
     def update_fn(updates, state, params=None):
         del params
         check_updates(updates, state.nu)
+        updates = as_arrays(updates)
         nu = ema(updates, state.nu, decay, 2)
         if bias_correction:
             count = increment(state.count)
@@ -172,22 +182,22 @@ def scale_by_stddev(
 
     $$
     \mu_t = \rho\mu_{t-1} + (1-\rho) g_t, \quad
-    \nu_t = \rho\nu_{t-1} + (1-\rho) g_t^2, \quad
-    u_t = \frac{g_t}{\sqrt{\nu_t - \mu_t^2 + \epsilon}}
+    \nu_t = \rho\nu_{t-1} + (1-\rho) |g_t|^2, \quad
+    u_t = \frac{g_t}{\sqrt{\nu_t - |\mu_t|^2 + \epsilon}}
     $$
 
     With ``bias_correction=True`` both EMAs are divided by $1-\rho^t$ first.
 
     Args:
         decay: $\rho \in [0, 1)$.
-        eps: $\epsilon > 0$.
+        eps: $\epsilon \ge 0$.
         initial_scale: $\nu_0 \ge 0$.
         eps_in_sqrt: where $\epsilon$ goes; a Python bool.
         bias_correction: divide both EMAs by $1-\rho^t$ (the state then also counts steps,
             `ScaleByStddevWithCountState`); a Python bool.
     """
     _checks.decay_rate("decay", decay)
-    _checks.positive("eps", eps)
+    _checks.non_negative("eps", eps)
     _checks.non_negative("initial_scale", initial_scale)
     _checks.static_bool("eps_in_sqrt", eps_in_sqrt)
     _checks.static_bool("bias_correction", bias_correction)
@@ -201,6 +211,7 @@ def scale_by_stddev(
     def update_fn(updates, state, params=None):
         del params
         check_updates(updates, state.nu)
+        updates = as_arrays(updates)
         mu = ema(updates, state.mu, decay, 1)
         nu = ema(updates, state.nu, decay, 2)
         if bias_correction:
@@ -208,7 +219,7 @@ def scale_by_stddev(
             mu_hat, nu_hat = bias_correct(mu, decay, count), bias_correct(nu, decay, count)
         else:
             mu_hat, nu_hat = mu, nu
-        var = _map2(lambda n, m: n - m * m, nu_hat, mu_hat)
+        var = _map2(lambda n, m: n - abs_sq(m), nu_hat, mu_hat)
         out = _map2(lambda g, v: (_inv_root(v, eps, eps_in_sqrt) * g).astype(g.dtype), updates, var)
         if bias_correction:
             return out, ScaleByStddevWithCountState(count, mu, nu)
@@ -234,7 +245,7 @@ class ScaleByAdamState(NamedTuple):
 def _adam_checks(b1: Any, b2: Any, eps: Any, eps_root: Any) -> None:
     _checks.decay_rate("b1", b1)
     _checks.decay_rate("b2", b2)
-    _checks.positive("eps", eps)
+    _checks.non_negative("eps", eps)
     _checks.non_negative("eps_root", eps_root)
 
 
@@ -251,7 +262,7 @@ def scale_by_adam(
 
     $$
     m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
-    v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2, \\
+    v_t = \beta_2 v_{t-1} + (1-\beta_2) |g_t|^2, \\
     \hat m_t = \frac{m_t}{1-\beta_1^t}, \quad \hat v_t = \frac{v_t}{1-\beta_2^t}, \quad
     u_t = \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}
     $$
@@ -262,7 +273,7 @@ def scale_by_adam(
     Args:
         b1: $\beta_1 \in [0, 1)$.
         b2: $\beta_2 \in [0, 1)$.
-        eps: $\epsilon > 0$, outside the root.
+        eps: $\epsilon \ge 0$, outside the root.
         eps_root: $\epsilon_{root} \ge 0$, inside the root.
         mu_dtype: dtype of the first moment (default: the parameters').
         nesterov: NAdam's look-ahead; a Python bool.
@@ -278,6 +289,7 @@ def scale_by_adam(
     def update_fn(updates, state, params=None):
         del params
         check_updates(updates, state.nu)
+        updates = as_arrays(updates)
         mu = ema(updates, state.mu, b1, 1)
         nu = ema(updates, state.nu, b2, 2)
         count = increment(state.count)
@@ -336,7 +348,7 @@ def scale_by_amsgrad(
     Args:
         b1: $\beta_1 \in [0, 1)$.
         b2: $\beta_2 \in [0, 1)$.
-        eps: $\epsilon > 0$.
+        eps: $\epsilon \ge 0$.
         eps_root: $\epsilon_{root} \ge 0$.
         mu_dtype: dtype of the first moment.
         bias_correction_mu: bias-correct the first moment; a Python bool.
@@ -356,6 +368,7 @@ def scale_by_amsgrad(
     def update_fn(updates, state, params=None):
         del params
         check_updates(updates, state.nu)
+        updates = as_arrays(updates)
         mu = ema(updates, state.mu, b1, 1)
         nu = ema(updates, state.nu, b2, 2)
         count = increment(state.count)
@@ -390,7 +403,7 @@ def scale_by_adamax(
     Args:
         b1: $\beta_1 \in [0, 1)$.
         b2: $\beta_2 \in [0, 1)$.
-        eps: $\epsilon > 0$.
+        eps: $\epsilon \ge 0$.
     """
     _adam_checks(b1, b2, eps, 0.0)
 
@@ -400,6 +413,7 @@ def scale_by_adamax(
     def update_fn(updates, state, params=None):
         del params
         check_updates(updates, state.nu)
+        updates = as_arrays(updates)
         count = increment(state.count)
         mu = ema(updates, state.mu, b1, 1)
         nu = _map2(
@@ -431,17 +445,22 @@ def scale_by_adadelta(
     r"""AdaDelta (Zeiler, 2012): unit-consistent steps without a global learning rate.
 
     $$
-    E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho) g_t^2, \quad
+    E[g^2]_t = \rho E[g^2]_{t-1} + (1-\rho) |g_t|^2, \quad
     u_t = \frac{\sqrt{E[\Delta\theta^2]_{t-1} + \epsilon}}{\sqrt{E[g^2]_t + \epsilon}}\, g_t,
-    \quad E[\Delta\theta^2]_t = \rho E[\Delta\theta^2]_{t-1} + (1-\rho) u_t^2
+    \quad E[\Delta\theta^2]_t = \rho E[\Delta\theta^2]_{t-1} + (1-\rho) |u_t|^2
     $$
+
+    For real parameters this is ``optax.scale_by_adadelta``. For complex ones gdjax averages
+    the squared moduli $|g|^2$ and $|u|^2$, as every other adaptive method does; optax 0.2.8
+    squares the complex numbers themselves ($g^2$), whose averages are complex and whose steps
+    are not a rescaled gradient. This is a deliberate difference.
 
     Args:
         rho: $\rho \in [0, 1)$.
-        eps: $\epsilon > 0$.
+        eps: $\epsilon \ge 0$.
     """
     _checks.decay_rate("rho", rho)
-    _checks.positive("eps", eps)
+    _checks.non_negative("eps", eps)
 
     def init_fn(params):
         return ScaleByAdaDeltaState(tree_zeros_like(params), tree_zeros_like(params))
@@ -449,6 +468,7 @@ def scale_by_adadelta(
     def update_fn(updates, state, params=None):
         del params
         check_updates(updates, state.e_g)
+        updates = as_arrays(updates)
         e_g = ema(updates, state.e_g, rho, 2)
         out = jax.tree.map(
             lambda g, eg, ex: (

@@ -22,8 +22,9 @@ import jax
 import optax
 
 from gdjax import _checks
-from gdjax.base import ScalarOrSchedule, as_state_value, resolve
-from gdjax.transforms._common import check_updates, increment, zero_count
+from gdjax.base import ScalarOrSchedule
+from gdjax.transforms._common import as_arrays, check_updates
+from gdjax.transforms.scaling import scale_by_learning_rate
 from gdjax.tree_utils import is_none, tree_zeros_like
 
 
@@ -43,12 +44,14 @@ def trace(
     u_t = \begin{cases} g_t + \gamma v_t & \text{Nesterov} \\ v_t & \text{otherwise} \end{cases}
     $$
 
+    ``decay=1`` sums all past gradients (allowed, as in optax).
+
     Args:
-        decay: the momentum coefficient $\gamma \in [0, 1)$.
+        decay: the momentum coefficient $\gamma \in [0, 1]$.
         nesterov: use the Nesterov look-ahead form (Sutskever et al., 2013); a Python bool.
         accumulator_dtype: dtype of the buffer (default: that of the parameters).
     """
-    _checks.decay_rate("decay", decay)
+    _checks.momentum("decay", decay)
     _checks.static_bool("nesterov", nesterov)
 
     def init_fn(params):
@@ -57,6 +60,7 @@ def trace(
     def update_fn(updates, state, params=None):
         del params
         check_updates(updates, state.trace)
+        updates = as_arrays(updates)
         new_trace = jax.tree.map(
             lambda g, t: None if g is None else (g + decay * t).astype(t.dtype),
             updates,
@@ -82,23 +86,9 @@ def trace(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class HeavyBallState(NamedTuple):
-    """State of `heavy_ball`.
-
-    Attributes:
-        count: number of updates applied.
-        velocity: $v$, already scaled by the learning rate.
-        learning_rate: the learning rate used by the latest update.
-    """
-
-    count: jax.Array
-    velocity: Any
-    learning_rate: jax.Array
-
-
 def heavy_ball(
     learning_rate: ScalarOrSchedule, momentum: float | jax.Array = 0.9, nesterov: bool = False
-) -> optax.GradientTransformation:
+) -> optax.GradientTransformationExtraArgs:
     r"""Momentum in the source documents' form, the learning rate inside the velocity.
 
     $$
@@ -110,50 +100,22 @@ def heavy_ball(
     gradient at the current iterate: $u_t = -(\gamma v_t + \alpha_t \nabla J(\theta_t))$.
 
     This transformation outputs the final (negative) update, so it is used on its own, not
-    followed by `scale_by_learning_rate`.
+    followed by `scale_by_learning_rate`. It is ``chain(scale_by_learning_rate(learning_rate),
+    trace(momentum, nesterov))``: the trace of the already scaled, negated gradients is
+    $-v_t$, so the state holds the velocity with its sign flipped (in `TraceState`), and a
+    scheduled learning rate is recorded as in `scale_by_learning_rate`.
 
     Args:
         learning_rate: $\alpha$: a non-negative number, array or schedule.
-        momentum: $\gamma \in [0, 1)$, typically 0.9.
+        momentum: $\gamma \in [0, 1]$, typically 0.9.
         nesterov: Nesterov accelerated gradient; a Python bool.
     """
     _checks.non_negative("learning_rate", learning_rate, schedule_ok=True)
-    _checks.decay_rate("momentum", momentum)
+    _checks.momentum("momentum", momentum)
     _checks.static_bool("nesterov", nesterov)
-
-    def init_fn(params):
-        return HeavyBallState(
-            zero_count(), tree_zeros_like(params), as_state_value(resolve(learning_rate, 0))
-        )
-
-    def update_fn(updates, state, params=None):
-        del params
-        check_updates(updates, state.velocity)
-        lr = resolve(learning_rate, state.count)
-        velocity = jax.tree.map(
-            lambda g, v: None if g is None else (momentum * v + lr * g).astype(v.dtype),
-            updates,
-            state.velocity,
-            is_leaf=is_none,
-        )
-        if nesterov:
-            step = jax.tree.map(
-                lambda g, v: None if g is None else -(momentum * v + lr * g).astype(g.dtype),
-                updates,
-                velocity,
-                is_leaf=is_none,
-            )
-        else:
-            step = jax.tree.map(
-                lambda g, v: None if g is None else -v.astype(g.dtype),
-                updates,
-                velocity,
-                is_leaf=is_none,
-            )
-        new_state = HeavyBallState(increment(state.count), velocity, as_state_value(lr))
-        return step, new_state
-
-    return optax.GradientTransformation(init_fn, update_fn)
+    return optax.chain(
+        scale_by_learning_rate(learning_rate), trace(decay=momentum, nesterov=nesterov)
+    )
 
 
-__all__ = ["HeavyBallState", "TraceState", "heavy_ball", "trace"]
+__all__ = ["TraceState", "heavy_ball", "trace"]

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import optax
 
 from gdjax import _checks
-from gdjax.transforms._common import check_params, increment, zero_count
+from gdjax.base import as_state_value
+from gdjax.transforms._common import as_arrays, check_params, increment, zero_count
 from gdjax.tree_utils import tree_global_norm
 
 
@@ -43,8 +44,8 @@ def add_noise(
     \sigma_t^2 = \frac{\eta}{(1 + t)^{\gamma}}, \quad t = 0, 1, \dots
     $$
 
-    The noise is drawn exactly as ``optax.add_noise`` draws it (same key, same stream), so
-    for the same ``key`` the two add identical noise to float32 gradients.
+    The noise is drawn exactly as ``optax.add_noise`` draws it (same key, same stream, in each
+    gradient leaf's dtype), so for the same ``key`` the two add identical noise.
 
     With ``below_norm=r`` noise is added only at steps where $\lVert g_t \rVert < r$:
     perturbed gradient descent (Jin et al., 2017), which kicks the iterate off a saddle point
@@ -79,17 +80,18 @@ def add_noise(
     def init_fn(params):
         del params
         rng = jax.random.PRNGKey(key) if isinstance(key, int) else key
-        return AddNoiseState(zero_count(), rng, jnp.zeros([], jnp.float32))
+        return AddNoiseState(zero_count(), rng, as_state_value(0.0))
 
     def update_fn(updates, state, params=None):
         check_params(updates, params)
+        updates = as_arrays(updates)
         count = increment(state.count)
-        std = jnp.sqrt(eta / count.astype(jnp.float32) ** gamma).astype(jnp.float32)
+        std = as_state_value(jnp.sqrt(eta / count**gamma))
         if below_norm is not None:
-            std = jnp.where(tree_global_norm(updates) < below_norm, std, 0.0)
+            std = jnp.where(tree_global_norm(updates) < below_norm, std, 0.0).astype(std.dtype)
         rng, sample_key = jax.random.split(state.rng_key)
-        # optax's sampler (one key per leaf, None leaves skipped), in float32.
-        noise = optax.tree.random_like(sample_key, updates, jax.random.normal, jnp.float32)
+        # optax's sampler: one key per leaf (None leaves skipped), noise in each leaf's dtype.
+        noise = optax.tree.random_like(sample_key, updates, jax.random.normal)
         noisy = jax.tree.map(lambda g, n: (g + std * n).astype(g.dtype), updates, noise)
         return noisy, AddNoiseState(count, rng, std)
 

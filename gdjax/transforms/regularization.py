@@ -7,9 +7,10 @@ rescaling, so it is not divided by Adam's second moment. Place each accordingly 
 ``chain(add_l2_regularization(1e-4), scale_by_adam(), scale_by_learning_rate(lr))`` versus
 ``chain(scale_by_adam(), add_decayed_weights(1e-4), scale_by_learning_rate(lr))``.
 
-Every factory takes a ``mask``: a pytree of booleans with the structure of the parameters, or a
-function ``params -> that pytree``; leaves where it is ``False`` (typically biases and
-normalization scales) are left alone.
+Every factory takes a ``mask``, as optax's do: a pytree of booleans with the structure of the
+parameters (or a prefix of it), or a function ``params -> that pytree``; leaves where it is
+``False`` (typically biases and normalization scales) are left alone. With a mask the
+transformation is wrapped in `masked` (so its state is a `MaskedState`, as in optax).
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ import jax.numpy as jnp
 import optax
 
 from gdjax import _checks
-from gdjax.base import ScalarOrSchedule, as_state_value, resolve
-from gdjax.transforms._common import check_updates, increment, zero_count
+from gdjax.base import ScalarOrSchedule, as_state_value
+from gdjax.transforms._common import as_arrays, check_updates, increment, zero_count
+from gdjax.transforms.wrappers import masked
 from gdjax.tree_utils import is_none
 
 Mask = Any | Callable[[Any], Any] | None
 
 
 class AddDecayedWeightsState(NamedTuple):
-    r"""State of `add_decayed_weights`.
+    r"""State of `add_decayed_weights` with a scheduled weight decay (a constant keeps none).
 
     Attributes:
         count: number of updates applied.
@@ -43,7 +45,7 @@ class AddDecayedWeightsState(NamedTuple):
 
 
 class L2RegularizationState(NamedTuple):
-    r"""State of `add_l2_regularization`.
+    r"""State of `add_l2_regularization` with a scheduled strength (a constant keeps none).
 
     Attributes:
         count: number of updates applied.
@@ -56,7 +58,7 @@ class L2RegularizationState(NamedTuple):
 
 
 class L1RegularizationState(NamedTuple):
-    r"""State of `add_l1_regularization`.
+    r"""State of `add_l1_regularization` with a scheduled strength (a constant keeps none).
 
     Attributes:
         count: number of updates applied.
@@ -68,54 +70,54 @@ class L1RegularizationState(NamedTuple):
     l1_strength: jax.Array
 
 
-def _resolve_mask(mask: Mask, params: Any) -> Any:
-    if mask is None:
-        return jax.tree.map(lambda _: True, params)
-    return mask(params) if callable(mask) else mask
-
-
 def _add_penalty(
     name: str,
     strength: ScalarOrSchedule,
     mask: Mask,
     penalty_grad: Callable[[jax.Array], jax.Array],
     state_type: type,
+    *,
+    signed: bool = False,
 ) -> optax.GradientTransformation:
-    """``u + lambda_t * mask * penalty_grad(params)``; ``lambda_t`` recorded in ``state_type``."""
-    _checks.non_negative(name, strength, schedule_ok=True)
+    """``u + lambda_t * penalty_grad(params)`` on the leaves ``mask`` selects.
+
+    A scheduled ``lambda_t`` is recorded in ``state_type``; a constant leaves the state empty.
+    ``signed=True`` lets ``lambda`` be negative (a shrinkage factor minus one, for `fromage`).
+    """
+    if signed:
+        _checks.check_hyperparam(name, strength, schedule_ok=True)
+    else:
+        _checks.non_negative(name, strength, schedule_ok=True)
+    scheduled = callable(strength)
 
     def init_fn(params):
         del params
-        return state_type(zero_count(), as_state_value(resolve(strength, 0)))
+        if scheduled:
+            return state_type(zero_count(), as_state_value(strength(zero_count())))
+        return optax.EmptyState()
 
     def update_fn(updates, state, params=None):
         if params is None:
             raise ValueError(f"{name}: update needs `params`: call update(grads, state, params)")
+        if scheduled:
+            lam = strength(state.count)
+            new_state = state_type(increment(state.count), as_state_value(lam))
+        else:
+            lam, new_state = strength, state
+        if updates is None:  # optax passes None through
+            return None, new_state
         check_updates(updates, params)
-        lam = resolve(strength, state.count)
-        mask_tree = _resolve_mask(mask, params)
-        try:
-            mask_leaves = jax.tree.structure(params).flatten_up_to(mask_tree)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{name}: mask does not match the parameter tree: {err}") from None
-        g_leaves, treedef = jax.tree.flatten(updates, is_leaf=is_none)
-        p_leaves = jax.tree.leaves(params, is_leaf=is_none)
-        out = []
-        m_iter = iter(mask_leaves)
-        for g, p in zip(g_leaves, p_leaves, strict=True):
-            if g is None:
-                out.append(None)
-                continue
-            m = next(m_iter)
-            if m is False:
-                out.append(g)
-                continue
-            coef = lam if m is True else jnp.where(m, lam, 0.0)
-            out.append((g + coef * penalty_grad(p)).astype(g.dtype))
-        new_state = state_type(increment(state.count), as_state_value(lam))
-        return treedef.unflatten(out), new_state
+        updates = as_arrays(updates)
+        out = jax.tree.map(
+            lambda g, p: None if g is None else (g + lam * penalty_grad(p)).astype(g.dtype),
+            updates,
+            params,
+            is_leaf=is_none,
+        )
+        return out, new_state
 
-    return optax.GradientTransformation(init_fn, update_fn)
+    tx = optax.GradientTransformation(init_fn, update_fn)
+    return tx if mask is None else masked(tx, mask)
 
 
 def add_decayed_weights(
@@ -124,9 +126,17 @@ def add_decayed_weights(
     r"""Decoupled weight decay: $u \leftarrow u + \lambda_t\,\theta$ (as in AdamW).
 
     Args:
-        weight_decay: $\lambda \ge 0$: a number, array or schedule; the value used is
+        weight_decay: $\lambda \ge 0$: a number, array or schedule; a scheduled value is
             recorded in the state as ``weight_decay``.
         mask: which parameters decay (see the module docstring).
+
+    Examples:
+        >>> import jax.numpy as jnp, gdjax
+        >>> opt = gdjax.add_decayed_weights(0.1, mask={"w": True, "b": False})
+        >>> params = {"w": jnp.ones(2), "b": jnp.ones(2)}
+        >>> u, _ = opt.update({"w": jnp.zeros(2), "b": jnp.zeros(2)}, opt.init(params), params)
+        >>> u["w"].tolist(), u["b"].tolist()
+        ([0.10000000149011612, 0.10000000149011612], [0.0, 0.0])
     """
     return _add_penalty("weight_decay", weight_decay, mask, lambda p: p, AddDecayedWeightsState)
 
@@ -138,8 +148,8 @@ def add_l2_regularization(
     i.e. $g \leftarrow g + \lambda\theta$. Put it first in a chain.
 
     Args:
-        strength: $\lambda \ge 0$: a number, array or schedule; the value used is recorded in
-            the state as ``l2_strength``.
+        strength: $\lambda \ge 0$: a number, array or schedule; a scheduled value is recorded
+            in the state as ``l2_strength``.
         mask: which parameters are penalized.
     """
     return _add_penalty("strength", strength, mask, lambda p: p, L2RegularizationState)
@@ -153,8 +163,19 @@ def add_l1_regularization(
     Put it first in a chain.
 
     Args:
-        strength: $\lambda \ge 0$: a number, array or schedule; the value used is recorded in
-            the state as ``l1_strength``.
+        strength: $\lambda \ge 0$: a number, array or schedule; a scheduled value is recorded
+            in the state as ``l1_strength``.
         mask: which parameters are penalized.
     """
     return _add_penalty("strength", strength, mask, jnp.sign, L1RegularizationState)
+
+
+def _add_scaled_params(factor: ScalarOrSchedule) -> optax.GradientTransformation:
+    r"""$u \leftarrow u + c_t\,\theta$ for any real $c_t$ (internal: `fromage`'s shrinkage).
+
+    `add_decayed_weights` with the sign of $c$ unchecked; a scheduled value is recorded as
+    ``weight_decay``.
+    """
+    return _add_penalty(
+        "weight_decay", factor, None, lambda p: p, AddDecayedWeightsState, signed=True
+    )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import numpy as np
 import optax
 
 from gdjax import _checks
@@ -25,11 +26,55 @@ class MaskedState(NamedTuple):
     inner_state: Any
 
 
+def _is_mask_function(mask: Any) -> bool:
+    """Whether ``mask`` is a function ``params -> mask tree`` rather than a mask tree (optax's rule).
+
+    A mask is a function when every leaf of it, taken as a pytree, is callable: a plain
+    function is a single callable leaf. A callable *pytree* whose leaves are booleans (an
+    equinox module with a ``__call__``, say) is a mask tree, not a function.
+    """
+    flags = jax.tree.leaves(jax.tree.map(callable, mask))
+    return bool(flags) and all(flags)
+
+
+def _mask_flag(flag: Any) -> bool:
+    """A mask leaf as a Python bool; a traced or non-scalar leaf is refused by name."""
+    if isinstance(flag, (bool, np.bool_)):
+        return bool(flag)
+    if _checks.is_traced(flag) or np.ndim(flag) != 0:
+        raise TypeError(
+            "masked: mask leaves must be Python bools (the mask decides which leaves the inner "
+            f"state is built for, so it is static); got {type(flag).__name__}: {flag!r}"
+        )
+    return bool(flag)
+
+
+def _mask_tree(mask: Any, tree: Any) -> Any:
+    """The mask tree for ``tree`` (calling ``mask`` if it is a function), checked as a prefix."""
+    mask_tree = mask(tree) if _is_mask_function(mask) else mask
+    try:
+        jax.tree.structure(mask_tree).flatten_up_to(tree)
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            "masked: mask does not match the parameter tree (it must have the parameters' "
+            f"structure, or be a prefix of it): {err}"
+        ) from None
+    return jax.tree.map(_mask_flag, mask_tree)
+
+
 def _select(tree: Any, mask_tree: Any) -> Any:
-    """Replace unselected leaves by ``optax.MaskedNode()`` (an empty subtree)."""
-    return jax.tree.map(
-        lambda x, m: x if m else optax.MaskedNode(), tree, mask_tree, is_leaf=is_none
-    )
+    """Replace each unselected subtree by ``optax.MaskedNode()`` (an empty subtree)."""
+    return jax.tree.map(lambda m, x: x if m else optax.MaskedNode(), mask_tree, tree)
+
+
+def _is_params_placeholder(params: Any) -> bool:
+    """Whether ``init`` was called by ``optax.tree_utils.tree_map_params``.
+
+    That function calls ``init`` with a leafless placeholder object to find where copies of
+    the parameters sit in the state; the placeholder cannot be masked, so it goes to the inner
+    transformation whole (as optax's ``masked`` does).
+    """
+    return type(params).__name__ == "_ParamsPlaceholder" and not jax.tree.leaves(params)
 
 
 def masked(
@@ -40,12 +85,22 @@ def masked(
 ) -> optax.GradientTransformationExtraArgs:
     """Apply ``inner`` only to the leaves where ``mask`` is ``True``; pass the rest through.
 
+    The same as ``optax.masked``: the inner state holds ``optax.MaskedNode()`` in place of the
+    unselected parameters, and ``optax.tree_utils.tree_map_params`` works on the state (pass
+    ``is_leaf=lambda v: isinstance(v, optax.MaskedNode)`` when it maps extra trees).
+
     Args:
         inner: the transformation to restrict.
-        mask: a pytree of Python booleans with the parameters' structure, or a function
-            ``params -> such a pytree`` (e.g. ``lambda p: jax.tree.map(lambda x: x.ndim > 1, p)``
-            to select weight matrices and leave biases out). Static: it decides which leaves
-            the inner state is built for.
+        mask: a pytree of Python booleans with the parameters' structure or a prefix of it
+            (``{"encoder": False, "head": True}`` over nested parameters selects the whole
+            ``head`` subtree; a single ``True`` selects everything), or a function
+            ``params -> such a pytree`` (e.g.
+            ``lambda p: jax.tree.map(lambda x: x.ndim > 1, p)`` to select weight matrices
+            and leave biases out). A callable pytree with boolean leaves is a mask tree, not
+            a function (optax's rule: a mask is a function when all its leaves are
+            callable). Static: it decides which leaves the inner
+            state is built for. In ``update`` a function mask is applied to the gradients,
+            as in optax.
         mask_compatible_extra_args: also mask those extra keyword arguments of ``update``
             that have the gradients' tree structure (as optax does); a Python bool.
 
@@ -61,52 +116,28 @@ def masked(
     _checks.static_bool("mask_compatible_extra_args", mask_compatible_extra_args)
     inner = optax.with_extra_args_support(inner)
 
-    def mask_for(params: Any) -> Any:
-        tree = mask(params) if callable(mask) else mask
-        try:
-            jax.tree.structure(params, is_leaf=is_none).flatten_up_to(tree)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"masked: mask does not match the parameter tree: {err}") from None
-        return tree
-
     def init_fn(params):
-        return MaskedState(inner.init(_select(params, mask_for(params))))
+        if _is_params_placeholder(params):
+            return MaskedState(inner.init(params))
+        return MaskedState(inner.init(_select(params, _mask_tree(mask, params))))
 
     def update_fn(updates, state, params=None, **extra_args):
         check_params(updates, params)
-        mask_tree = mask_for(updates if params is None else params)
+        mask_tree = _mask_tree(mask, updates)
         sub_params = None if params is None else _select(params, mask_tree)
         if mask_compatible_extra_args:
-            structure = jax.tree.structure(updates, is_leaf=is_none)
+            structure = jax.tree.structure(updates)
             extra_args = {
-                k: _select(v, mask_tree)
-                if jax.tree.structure(v, is_leaf=is_none) == structure
-                else v
+                k: _select(v, mask_tree) if jax.tree.structure(v) == structure else v
                 for k, v in extra_args.items()
             }
         new_sub, inner_state = inner.update(
             _select(updates, mask_tree), state.inner_state, sub_params, **extra_args
         )
-        out = jax.tree.map(
-            lambda u, new, m: new if m else u,
-            updates,
-            _unmask(new_sub, updates),
-            mask_tree,
-            is_leaf=is_none,
-        )
+        out = jax.tree.map(lambda m, new, old: new if m else old, mask_tree, new_sub, updates)
         return out, MaskedState(inner_state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-def _unmask(sub: Any, like: Any) -> Any:
-    """Put ``None`` back where ``_select`` put a ``MaskedNode`` so the trees line up again."""
-    return jax.tree.map(
-        lambda s, _: None if isinstance(s, optax.MaskedNode) else s,
-        sub,
-        like,
-        is_leaf=lambda x: x is None or isinstance(x, optax.MaskedNode),
-    )
 
 
 class AccumulateState(NamedTuple):
