@@ -46,8 +46,8 @@ class BestCheckpoints(Callback):
 
     Example:
         >>> import tempfile, jax, jax.numpy as jnp, optax, gdjax
-        >>> x = jnp.linspace(-1, 1, 16)[:, None]; y = 2 * x[:, 0]
-        >>> loss = lambda p, b: jnp.mean((b[0][:, 0] * p - b[1]) ** 2)
+        >>> x = jnp.linspace(-1, 1, 16); y = 2 * x
+        >>> loss = lambda p, b: jnp.mean((b[0] * p - b[1]) ** 2)
         >>> best = gdjax.BestCheckpoints(tempfile.mkdtemp(), monitor="loss", k=2)
         >>> res = gdjax.fit(loss, jnp.zeros(()), optax.sgd(0.5), (x, y), batch_size=8,
         ...                 epochs=4, key=jax.random.key(0), callbacks=[best])

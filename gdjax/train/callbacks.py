@@ -29,9 +29,9 @@ Example:
     >>> class StopBelow(gdjax.Callback):
     ...     def on_epoch_end(self, run, epoch, logs):
     ...         return logs["loss"] < 0.01  # True: stop after this epoch
-    >>> x = jnp.linspace(-1, 1, 32)[:, None]; y = 2 * x[:, 0]
+    >>> x = jnp.linspace(-1, 1, 32); y = 2 * x
     >>> def loss(p, batch):
-    ...     return jnp.mean((batch[0][:, 0] * p - batch[1]) ** 2)
+    ...     return jnp.mean((batch[0] * p - batch[1]) ** 2)
     >>> res = gdjax.fit(loss, jnp.zeros(()), optax.sgd(0.5), (x, y), batch_size=8,
     ...                 epochs=50, key=jax.random.key(0), callbacks=[StopBelow()])
     >>> res.epochs_run < 50, res.stop_reason

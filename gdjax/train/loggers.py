@@ -101,13 +101,15 @@ class CSVLogger(Callback):
     Example:
         >>> import csv, tempfile, os, jax, jax.numpy as jnp, optax, gdjax
         >>> path = os.path.join(tempfile.mkdtemp(), "log.csv")
-        >>> x = jnp.linspace(-1, 1, 16)[:, None]; y = 2 * x[:, 0]
-        >>> loss = lambda p, b: jnp.mean((b[0][:, 0] * p - b[1]) ** 2)
+        >>> x = jnp.linspace(-1, 1, 16); y = 2 * x
+        >>> loss = lambda p, b: jnp.mean((b[0] * p - b[1]) ** 2)
         >>> res = gdjax.fit(loss, jnp.zeros(()), optax.sgd(0.5), (x, y), batch_size=8,
         ...                 epochs=3, key=jax.random.key(0), callbacks=[gdjax.CSVLogger(path)])
-        >>> rows = list(csv.DictReader(open(path)))
-        >>> [r["epoch"] for r in rows], bool(float(rows[-1]["loss"]) == res.history["loss"][-1])
-        (['1', '2', '3'], True)
+        >>> with open(path) as f:
+        ...     rows = list(csv.DictReader(f))
+        >>> last, losses = rows[-1], res.history["loss"]
+        >>> len(rows), last.get("epoch"), bool(float(last.get("loss")) == losses[-1])
+        (3, '3', True)
     """
 
     def __init__(self, path: str | os.PathLike, separator: str = ",") -> None:
