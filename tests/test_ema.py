@@ -89,9 +89,15 @@ def test_ema_arguments_are_checked():
 
 def test_low_precision_weights_keep_a_float32_average():
     opt = gdjax.EMA(0.999).wrap(gdjax.sgd(1.0))
-    params = jnp.ones(2, jnp.bfloat16)
-    state = opt.init(params)
-    assert state.average.dtype == jnp.float32
-    _, state = opt.update(jnp.full(2, 0.5, jnp.bfloat16), state, params)
-    # the average moved by (1 - d) * (-0.5): far below bfloat16's resolution near 1
-    np.testing.assert_allclose(state.average, 1.0 - 0.001 * 0.5, rtol=1e-6)
+
+    @jax.jit
+    def one_step(params):
+        state = opt.init(params)
+        _, state = opt.update(jnp.full(2, 0.5, jnp.bfloat16), state, params)
+        return state.average
+
+    average = one_step(jnp.ones(2, jnp.bfloat16))
+    assert average.dtype == jnp.float32
+    # the weights went 1 -> 0.5; the average moved by (1 - d) * (-0.5), far below bfloat16's
+    # resolution near 1
+    np.testing.assert_allclose(average, 1.0 - 0.001 * 0.5, rtol=1e-6)

@@ -13,7 +13,7 @@ def test_counts_per_layer_bytes_and_dense_flops(capsys):
     n, m, batch = 5, 7, 3
     model = nn.Dense(m)
     x = jnp.ones((batch, n))
-    variables = model.init(jax.random.key(0), x)
+    variables = jax.jit(model.init)(jax.random.key(0), x)
     s = gdjax.summary(variables, model.apply, x)
     [layer] = s.layers
     assert layer.name == "params"

@@ -110,7 +110,9 @@ class RunInfo:
     """What a callback sees of a run: settings, and the state and history so far.
 
     Reading ``params`` (or another array) waits for the programs that compute it and copies
-    nothing; in a sweep every array has the members' axis first.
+    nothing; in a sweep every array has the members' axis first. The arrays are the run's own
+    buffers, which the next compiled chunk takes over (donates): copy what you keep beyond the
+    call (``np.array(x, copy=True)``).
 
     Attributes:
         caller: ``"fit"`` or ``"sweep"``.
