@@ -82,3 +82,28 @@ __all__ += [
     "set_cache_dir",
     "sweep",
 ]
+
+# --- callbacks, loggers, best-k checkpoints, weight averaging, model summary (issue 15) -----
+from gdjax.train import (  # noqa: E402
+    EMA,
+    BestCheckpoints,
+    Callback,
+    CSVLogger,
+    MLflowLogger,
+    ModelSummary,
+    RunInfo,
+    TensorBoardLogger,
+    summary,
+)
+
+__all__ += [
+    "EMA",
+    "BestCheckpoints",
+    "CSVLogger",
+    "Callback",
+    "MLflowLogger",
+    "ModelSummary",
+    "RunInfo",
+    "TensorBoardLogger",
+    "summary",
+]

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from gdjax.train import history as hist
+from gdjax.train.callbacks import Hooks
 from gdjax.train.options import TrainOptions
 from gdjax.train.programs import Programs
 from gdjax.train.progress import Progress, running_loss
@@ -46,6 +47,7 @@ class Run:
     history: dict[str, list] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
     desc: str = "fit"
+    stop_request: str | None = None  # why a callback stopped the run
 
 
 def chunk_plan(spec: Spec, pos: int, periods: tuple[int | None, ...]) -> list[int]:
@@ -109,17 +111,24 @@ def nonfinite_message(stop: Any, spec: Spec, members: int | None) -> str | None:
     )
 
 
-def drive(run: Run, epochs: int, on_epoch: Callable[[Run, dict], None] | None = None) -> Run:
-    """Train ``run`` until ``epochs`` epochs are done or its stopping rules stop it."""
+def drive(
+    run: Run,
+    epochs: int,
+    on_epoch: Callable[[Run, dict], None] | None = None,
+    hooks: Hooks | None = None,
+) -> Run:
+    """Train ``run`` until ``epochs`` epochs are done or its stopping rules (or a callback in
+    ``hooks``, see :mod:`gdjax.train.callbacks`) stop it."""
     spec, programs, options = run.spec, run.programs, run.options
     members = run.members
-    per_step = options.progress_every_steps if options.progress else None
+    show = options.show_progress
+    per_step = options.progress_every_steps if show else None
     periods = (options.checkpoint_every_steps, per_step)
     steps_per_epoch = spec.steps_per_epoch
     epoch0, pos0 = clock_of(run.state, members)
     count = members or 1
     bar = Progress(
-        options.progress,
+        show,
         epochs,
         steps_per_epoch,
         initial_steps=epoch0 * steps_per_epoch + pos0,
@@ -140,6 +149,8 @@ def drive(run: Run, epochs: int, on_epoch: Callable[[Run, dict], None] | None = 
         return new, *rest
 
     try:
+        if hooks is not None:
+            hooks.train_begin(run)
         stopped = _all(run.state.stop.stopped)
         for epoch in range(epoch0, epochs):
             if stopped:
@@ -180,6 +191,17 @@ def drive(run: Run, epochs: int, on_epoch: Callable[[Run, dict], None] | None = 
                 ckpt.save(int(np.max(run.state.step)), run.state, run.history)
             if on_epoch is not None:
                 on_epoch(run, stats)
+            if hooks is not None and hooks.epoch_end(run, done, stats):
+                stopped = True  # a callback asked; the epoch is saved as the run's last
+                if ckpt is not None:
+                    ckpt.save(int(np.max(run.state.step)), run.state, run.history)
+    except BaseException as err:
+        if hooks is not None:
+            hooks.train_end(run, err)
+        raise
+    else:
+        if hooks is not None:
+            hooks.train_end(run, None)
     finally:
         bar.close()
     return run

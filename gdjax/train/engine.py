@@ -23,6 +23,7 @@ from gdjax import _checks, _recipes
 from gdjax.train import data as data_lib
 from gdjax.train import identity
 from gdjax.train.driver import Run
+from gdjax.train.ema import EMA
 from gdjax.train.epoch import epoch_order, run_end, run_steps
 from gdjax.train.options import TrainOptions
 from gdjax.train.programs import Programs, programs_for
@@ -43,6 +44,7 @@ PROGRAM_OPTIONS = (
     "on_nonfinite",
     "diagnostics",
     "record_steps",
+    "ema",
 )
 
 
@@ -173,9 +175,10 @@ def _make_programs(
     val: Any,
     place: Callable,
     sharding: Any = None,
+    ema: EMA | None = None,
 ) -> Programs:
     """The programs of a run, as functions of arguments like these (abstract, placed with
-    ``sharding`` when the run is replicated over a mesh)."""
+    ``sharding`` when the run is replicated over a mesh); ``ema`` is the run's weight average."""
     key_axis, hp_axes = _member_axes(members)
     i32 = jax.ShapeDtypeStruct((), jnp.int32, sharding=sharding)
     clock = (i32, i32)
@@ -224,7 +227,7 @@ def _make_programs(
                 fn = vm(_freeze(fn), (0, *shared, order_axis, None, None))
             return fn, (state_like, key, hp, data, order_like, clock, i32), guarded
         if name in ("end", "end_guarded"):
-            fn = functools.partial(run_end, spec, guarded)
+            fn = functools.partial(run_end, spec, guarded, ema=ema)
             if members is not None:
                 fn = vm(_freeze(fn), (0, *shared, None, order_axis, None))
             return fn, (state_like, key, hp, data, val, order_like, clock), guarded
@@ -261,7 +264,8 @@ def start_run(
 
     def build_optimizer(hp: Any) -> optax.GradientTransformation:
         opt = optimizer.build(hp)
-        return optax.chain(opt, plateau.transform()) if plateau is not None else opt
+        opt = optax.chain(opt, plateau.transform()) if plateau is not None else opt
+        return options.ema.wrap(opt) if options.ema is not None else opt  # outermost
 
     hp = {"optimizer": _recipes.as_inputs(optimizer.numbers), "member": member_hp}
     sets = validation_sets(options.validation_data, data)
@@ -317,6 +321,7 @@ def start_run(
             abstract(val, replicated),
             lambda consts: place(consts),
             replicated,
+            options.ema,
         )
 
     programs, _ = programs_for(cache_key, create)
@@ -390,6 +395,7 @@ def _settings(options: TrainOptions) -> list:
         options.takes_key,
         options.eval_batch_size,
         sorted(options.metrics or {}),
+        *([repr(options.ema)] if options.ema is not None else []),
     ]
 
 

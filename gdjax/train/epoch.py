@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from gdjax.train import diagnostics as diag_lib
+from gdjax.train.ema import EMA, average_of
 from gdjax.train.shuffle import permutation
 from gdjax.train.spec import Spec
 from gdjax.train.state import TrainState, zero_acc
@@ -170,11 +171,15 @@ def run_end(
     val_data: Any,
     order: jax.Array,
     clock: tuple[jax.Array, jax.Array],
+    *,
+    ema: EMA | None = None,
 ) -> tuple[TrainState, dict, jax.Array]:
     """The remainder batch, then the epoch's statistics and the stopping rules.
 
     Returns the new state, the statistics and, in the fast form, whether the remainder step
-    may be kept (as for :func:`run_steps`).
+    may be kept (as for :func:`run_steps`). With ``ema`` validating, the validation sets,
+    metrics and stopping rules see the weights' moving average (:mod:`gdjax.train.ema`)
+    instead of the weights.
     """
     epoch = clock[0]
     epoch_key = jax.random.fold_in(key, epoch)
@@ -198,10 +203,14 @@ def run_end(
     stats = {"loss": mean(acc["loss"]), "nonfinite_steps": acc["nonfinite_steps"]}
     for k, total in acc["aux"].items():
         stats[k] = mean(total)
+    judged = state.params
+    if ema is not None and ema.validate:
+        judged = average_of(state.opt_state, state.params)
     if spec.val_sets:
         eval_key = jax.random.fold_in(epoch_key, 2**31 - 1)
+        seen = state._replace(params=judged)
         for vdata, (name, val_n, eb) in zip(val_data, spec.val_sets, strict=True):
-            stats.update(_evaluate(spec, state, vdata, eval_key, hp, name, val_n, eb))
+            stats.update(_evaluate(spec, seen, vdata, eval_key, hp, name, val_n, eb))
     if spec.diagnostics is not None:
         stats.update(diag_lib.finalize(spec.diagnostics, acc["diag"], list(spec.layer_names)))
     opt_state = state.opt_state
@@ -211,7 +220,7 @@ def run_end(
     if spec.record_steps:
         stats["step_loss"] = state.step_losses
     done = state.epoch + 1
-    stop = update_stop_state(spec.stop, state.stop, stats, state.params, state.model_state, done)
+    stop = update_stop_state(spec.stop, state.stop, stats, judged, state.model_state, done)
     stats["stopped"], stats["reason"] = stop.stopped, stop.reason
     state = state._replace(
         opt_state=opt_state,

@@ -14,7 +14,9 @@ import optax
 from gdjax import _checks
 from gdjax.train import history as hist
 from gdjax.train import sharding as shard_lib
+from gdjax.train.callbacks import Hooks
 from gdjax.train.driver import drive, nonfinite_message
+from gdjax.train.ema import average_of
 from gdjax.train.engine import as_params, optimizer_of, start_run
 from gdjax.train.options import make_options, with_option_signature
 from gdjax.train.stopping import NONFINITE, REASONS
@@ -41,6 +43,8 @@ class FitResult:
         epoch_seconds: Wall-clock seconds of each epoch run by this call (the first includes
             waiting for XLA's compilation, unless an earlier call or process compiled the
             same programs); not part of checkpoints.
+        ema_params: With ``ema=``, the final moving average of the weights (see
+            :class:`gdjax.EMA`), else ``None``.
     """
 
     params: Any
@@ -52,6 +56,7 @@ class FitResult:
     stop_reason: str | None = None
     best_epoch: int | None = None
     epoch_seconds: np.ndarray | None = None
+    ema_params: Any = None
 
 
 @with_option_signature
@@ -108,7 +113,8 @@ def fit(
             ``takes_key``, ``shuffle``, ``drop_last``, ``early_stopping``, ``tol``,
             ``reduce_on_plateau``, ``on_nonfinite``, ``diagnostics``, ``record_steps``,
             ``checkpoint_dir``, ``checkpoint_every``, ``checkpoint_every_steps``,
-            ``keep_checkpoints``, ``progress``, ``progress_every_steps``.
+            ``keep_checkpoints``, ``progress``, ``progress_every_steps``, ``callbacks``,
+            ``ema``.
 
     Returns:
         A :class:`FitResult` with ``params``, ``opt_state``, ``model_state`` and ``history``.
@@ -161,8 +167,9 @@ def fit(
         batch_sharding=batch_sharding,
         replicated=replicated,
     )
+    hooks = Hooks(opts.callbacks, "fit", opts.epochs) if opts.callbacks else None
     try:
-        drive(run, opts.epochs)
+        drive(run, opts.epochs, hooks=hooks)
     finally:
         if run.checkpointer is not None:
             run.checkpointer.close()
@@ -173,7 +180,7 @@ def _result(run: Any) -> FitResult:
     state, spec = run.state, run.spec
     stop = state.stop
     reason_code = int(stop.reason)
-    reason = REASONS[reason_code] if bool(stop.stopped) else None
+    reason = REASONS[reason_code] if bool(stop.stopped) else run.stop_request
     detail = nonfinite_message(stop, spec, None)
     if reason_code == NONFINITE and bool(stop.stopped):
         warnings.warn(
@@ -206,6 +213,7 @@ def _result(run: Any) -> FitResult:
         stop_reason=reason,
         best_epoch=best_epoch,
         epoch_seconds=np.asarray(run.epoch_seconds),
+        ema_params=average_of(state.opt_state, state.params),
     )
 
 

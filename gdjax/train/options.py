@@ -15,12 +15,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from gdjax import _checks
+from gdjax.train.callbacks import Callback, check_callbacks
 from gdjax.train.diagnostics import Diagnostics
+from gdjax.train.ema import EMA
 from gdjax.train.stopping import EarlyStopping, ReduceOnPlateau
 
 NONFINITE_POLICIES = ("stop", "skip", "raise")
@@ -65,7 +68,17 @@ class TrainOptions:
         keep_checkpoints: How many recent checkpoints to keep.
         progress: Show a tqdm progress bar, updated between compiled chunks (after every
             epoch, and within one at step checkpoints and every ``progress_every_steps``).
+            ``None`` (the default): shown when standard error is a terminal, and never under
+            pytest.
         progress_every_steps: With ``progress``, also update the bar every this many steps.
+        callbacks: :class:`~gdjax.Callback` objects run on the host between compiled chunks:
+            at the start of training, after every epoch with its history entries (a callback
+            may ask to stop there) and at the end (see :mod:`gdjax.train.callbacks`); built in:
+            :class:`~gdjax.CSVLogger`, :class:`~gdjax.TensorBoardLogger`,
+            :class:`~gdjax.MLflowLogger`, :class:`~gdjax.BestCheckpoints`. Each one's
+            ``check()`` runs here, before anything is compiled or written.
+        ema: An :class:`~gdjax.EMA`: keep an exponential moving average of the weights
+            (returned as ``ema_params``; validated instead of the weights by default).
     """
 
     batch_size: int | None
@@ -87,8 +100,10 @@ class TrainOptions:
     checkpoint_every: int = 1
     checkpoint_every_steps: int | None = None
     keep_checkpoints: int = 3
-    progress: bool = False
+    progress: bool | None = None
     progress_every_steps: int | None = None
+    callbacks: Sequence[Callback] = ()
+    ema: EMA | None = None
 
     def __post_init__(self) -> None:
         c = _checks
@@ -111,8 +126,10 @@ class TrainOptions:
         if self.eval_loss_fn is not None:
             c.function("eval_loss_fn", self.eval_loss_fn)
         c.optional_int("eval_batch_size", self.eval_batch_size)
-        for name in ("takes_key", "shuffle", "drop_last", "record_steps", "progress"):
+        for name in ("takes_key", "shuffle", "drop_last", "record_steps"):
             c.flag(name, getattr(self, name))
+        if self.progress is not None:
+            c.flag("progress", self.progress)
         for name, cls in (
             ("early_stopping", EarlyStopping),
             ("reduce_on_plateau", ReduceOnPlateau),
@@ -142,6 +159,19 @@ class TrainOptions:
         c.optional_int("checkpoint_every_steps", self.checkpoint_every_steps)
         c.python_int("keep_checkpoints", self.keep_checkpoints)
         c.optional_int("progress_every_steps", self.progress_every_steps)
+        object.__setattr__(self, "callbacks", check_callbacks(self.callbacks))
+        if self.ema is not None:
+            c.instance("ema", self.ema, EMA, "a gdjax.EMA or None")
+
+    @property
+    def show_progress(self) -> bool:
+        """Whether to draw the bar: ``progress``, or when ``None`` whether standard error is a
+        terminal outside pytest."""
+        if self.progress is not None:
+            return self.progress
+        stream = sys.stderr
+        terminal = stream is not None and stream.isatty()
+        return terminal and "PYTEST_CURRENT_TEST" not in os.environ
 
     @property
     def diagnostics_rule(self) -> Diagnostics | None:

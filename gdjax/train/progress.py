@@ -1,4 +1,6 @@
-"""A progress bar over training steps (tqdm), updated between compiled chunks; off unless asked.
+"""A progress bar over training steps (tqdm), updated between compiled chunks.
+
+Shown by default when standard error is a terminal (``TrainOptions.show_progress``).
 
 The bar advances after every compiled chunk: once per epoch, or more often when the epoch is
 split into chunks (``checkpoint_every_steps``, ``progress_every_steps``). It shows the epoch,
@@ -32,7 +34,8 @@ class Progress:
     """Steps done out of ``epochs * steps_per_epoch``, with epoch, losses and examples/s.
 
     Args:
-        enabled: Whether to draw anything (``fit(progress=...)``; off by default).
+        enabled: Whether to draw anything (``fit(progress=...)``; by default, whether standard
+            error is a terminal).
         epochs: Number of epochs.
         steps_per_epoch: Optimizer steps per epoch.
         initial_steps: Steps already done (when resuming).

@@ -17,7 +17,9 @@ import optax
 
 from gdjax import _checks
 from gdjax.train import history as hist
+from gdjax.train.callbacks import Hooks
 from gdjax.train.driver import drive, nonfinite_message
+from gdjax.train.ema import average_of
 from gdjax.train.engine import Members, as_params, optimizer_of, start_run
 from gdjax.train.options import make_options, with_option_signature
 from gdjax.train.stopping import REASONS
@@ -41,6 +43,8 @@ class SweepResult:
         epoch_seconds: Wall-clock seconds of each epoch of each batch-size group's program
             (``{batch_size: array}``; the first epoch includes XLA's compilation, unless an
             earlier call compiled the same program; tracing is done before the clock starts).
+        ema_params: With ``ema=``, the members' final moving averages of the weights (leaves
+            of shape ``(M, ...)``), else ``None``.
     """
 
     params: Any
@@ -52,6 +56,7 @@ class SweepResult:
     epochs_run: np.ndarray
     stop_reason: list[str | None]
     epoch_seconds: dict[int, np.ndarray] | None = None
+    ema_params: Any = None
 
     def member(self, i: int) -> dict[str, Any]:
         """Parameters, history and hyperparameters of member ``i``."""
@@ -189,6 +194,7 @@ def sweep(
     if init_fn is None:
         params = as_params(params)
 
+    hooks = Hooks(opts.callbacks, "sweep", opts.epochs, len(groups)) if opts.callbacks else None
     results = []
     for bs, idx in groups.items():
         group_opts = dataclasses.replace(
@@ -212,8 +218,13 @@ def sweep(
             takes_hparams=loss_takes_hparams,
             desc="sweep",
         )
+        if hooks is not None:
+            hp_group = {k: a[idx] for k, a in hp_all.items()}
+            hooks.program(
+                idx, hp_group if sizes is None else {**hp_group, "batch_size": sizes[idx]}
+            )
         try:
-            drive(run, opts.epochs)
+            drive(run, opts.epochs, hooks=hooks)
         finally:
             if run.checkpointer is not None:
                 run.checkpointer.close()
@@ -253,7 +264,7 @@ def _assemble(results, m, hparams, sizes, seeds_arr) -> SweepResult:
         stop = state.stop
         params, model_state = _best(state, spec)
         reasons = [
-            REASONS[int(r)] if bool(s) else None
+            REASONS[int(r)] if bool(s) else run.stop_request
             for r, s in zip(np.asarray(stop.reason), np.asarray(stop.stopped), strict=True)
         ]
         detail = nonfinite_message(stop, spec, len(idx))
@@ -261,7 +272,8 @@ def _assemble(results, m, hparams, sizes, seeds_arr) -> SweepResult:
             warned.append(f"batch size {spec.batch_size}: {detail}")
         history = hist.stack(run.history, member_axis=True)
         epochs = np.asarray(state.epoch)
-        groups.append((idx, params, state.opt_state, model_state, history, epochs, reasons))
+        ema = average_of(state.opt_state, state.params)
+        groups.append((idx, params, state.opt_state, model_state, history, epochs, reasons, ema))
     if warned:
         warnings.warn(
             "some members met non-finite steps, which were not applied (under "
@@ -295,7 +307,7 @@ def _assemble(results, m, hparams, sizes, seeds_arr) -> SweepResult:
         history[k] = out
     epochs_run = np.zeros(m, np.int32)
     reasons: list[str | None] = [None] * m
-    for idx, *_, ep, rs in groups:
+    for idx, *_, ep, rs, _ in groups:
         epochs_run[idx] = ep
         for i, r in zip(idx, rs, strict=True):
             reasons[i] = r
@@ -313,6 +325,7 @@ def _assemble(results, m, hparams, sizes, seeds_arr) -> SweepResult:
         epochs_run=epochs_run,
         stop_reason=reasons,
         epoch_seconds={int(r.spec.batch_size): np.asarray(r.epoch_seconds) for _, r in results},
+        ema_params=None if groups[0][7] is None else scatter([g[7] for g in groups]),
     )
 
 
