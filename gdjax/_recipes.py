@@ -156,7 +156,7 @@ class Split:
 def split(obj: Any) -> Split:
     """Split ``obj`` into its key and numbers (see the module docstring).
 
-    Example:
+    Examples:
         >>> import gdjax
         >>> from gdjax._recipes import split
         >>> a, b = split(gdjax.adam(1e-3)), split(gdjax.adam(3e-4))

@@ -77,7 +77,7 @@ def mse(
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (see the module docstring).
         where: optional boolean mask of entries to include.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from gdjax.losses import mse
         >>> assert mse(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0])) == 2.5
@@ -158,7 +158,7 @@ def softmax_cross_entropy(
         where: optional boolean mask of shape ``(...)`` selecting examples (e.g. non-padding
             tokens of a language model).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from gdjax.losses import softmax_cross_entropy
         >>> logits = jnp.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
@@ -289,7 +289,7 @@ def l2_penalty(params: Any, mask: Mask | None = None) -> jax.Array:
         mask: ``None`` (all leaves), a pytree of booleans with the structure of ``params``, or a
             function ``params -> mask`` such as :func:`kernel_mask`.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from gdjax.losses import kernel_mask, l2_penalty
         >>> params = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2)}

@@ -36,7 +36,7 @@ def accuracy(logits: jax.Array, labels: jax.Array, where: jax.Array | None = Non
         labels: integer classes ``(...)`` or one-hot ``(..., K)``.
         where: optional boolean mask ``(...)`` of examples to count.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> from gdjax.metrics import accuracy
         >>> logits = jnp.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])

@@ -66,7 +66,7 @@ def train_val_test_split(
     Raises:
         ValueError: if fractions are out of range, sum to ``>= 1``, or arrays disagree in length.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from gdjax.data import train_val_test_split
         >>> x, y = np.arange(20.0).reshape(10, 2), np.arange(10)
@@ -148,7 +148,7 @@ def fit_standardizer(x_train: np.ndarray, axis: int | tuple[int, ...] = 0) -> No
     Returns:
         A :class:`Normalizer` with ``shift = mean`` and ``scale = std`` (1 where std is 0).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from gdjax.data import fit_standardizer
         >>> x_train, x_test = np.array([[1.0], [3.0]]), np.array([[5.0]])

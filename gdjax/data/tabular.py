@@ -74,7 +74,7 @@ def load_csv(
             number of fields, or a cell is missing, not a number or not finite (message gives
             file, line and column).
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> from gdjax.data import load_csv
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "houses.csv"

@@ -43,7 +43,7 @@ def tokenize(text: str, level: str = "word") -> list[str]:
     an optional apostrophe suffix (``"don't"``); punctuation is dropped. ``"char"``: every
     character.
 
-    Example:
+    Examples:
         >>> from gdjax.data import tokenize
         >>> assert tokenize("Great film!<br />Don't miss it.") == ["great", "film", "don't", "miss", "it"]
         >>> assert tokenize("ab c", level="char") == ["a", "b", " ", "c"]
@@ -100,7 +100,7 @@ def build_vocabulary(
             ``10_000`` for the top 9,998 words); ``None`` keeps all.
         min_count: drop tokens seen fewer times.
 
-    Example:
+    Examples:
         >>> from gdjax.data import build_vocabulary
         >>> vocab = build_vocabulary([["a", "b", "a"], ["c", "a", "b"]], max_size=4)
         >>> assert vocab.tokens == ["<pad>", "<unk>", "a", "b"]
@@ -319,7 +319,7 @@ def lm_windows(
     ``inputs[i] = ids[s : s + seq_len]`` and ``targets[i] = ids[s + 1 : s + seq_len + 1]``
     with ``s = i * stride`` (default ``stride = seq_len``: non-overlapping windows).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from gdjax.data import lm_windows
         >>> x, y = lm_windows(np.arange(9), seq_len=4)

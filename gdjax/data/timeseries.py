@@ -44,7 +44,7 @@ def make_windows(
         ``target_columns``. Split these chronologically (``shuffle=False`` in
         :func:`train_val_test_split`) to avoid leaking the future.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from gdjax.data import make_windows
         >>> x, y = make_windows(np.arange(10.0), window=3, horizon=2)

@@ -53,7 +53,7 @@ class CNN(nn.Module):
             (``"auto"``: as a patch matrix product on CPU, where XLA's convolution is slow
             inside ``scan`` and so inside :func:`gdjax.fit`; XLA's convolution elsewhere).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import CNN
         >>> model = CNN(num_classes=10, channels=(8, 16), dense=32)

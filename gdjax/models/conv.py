@@ -69,7 +69,7 @@ def conv2d_patches(
     Returns:
         ``(N, H', W', O)``.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
         >>> k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
@@ -123,7 +123,7 @@ class Conv(nn.Module):
             (``lax.conv_general_dilated``) or ``"auto"``: patches on CPU, XLA's convolution on
             GPU and TPU (chosen when the model is traced).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import Conv
         >>> layer = Conv(8, kernel_size=3)

@@ -29,7 +29,7 @@ class MatrixFactorization(nn.Module):
         rank: latent dimension of :math:`p_u, q_i`.
         use_bias: learn user, item and global biases.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import MatrixFactorization
         >>> model = MatrixFactorization(num_users=5, num_items=7, rank=3)
@@ -79,7 +79,7 @@ class BagOfEmbeddings(nn.Module):
         activation: activation of the hidden layers.
         dropout_rate: dropout after pooling and hidden layers.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import BagOfEmbeddings
         >>> model = BagOfEmbeddings(vocab_size=50, num_classes=2, embed_dim=8, hidden=(16,))

@@ -22,7 +22,7 @@ class Linear(nn.Module):
         features: number of outputs.
         use_bias: add the bias :math:`b`.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import Linear
         >>> model = Linear(features=3)
@@ -50,7 +50,7 @@ class LogisticRegression(nn.Module):
     Train with :func:`gdjax.losses.sigmoid_binary_cross_entropy` on labels in ``{0, 1}``;
     :math:`P(y = 1 \mid x) = \sigma(\text{logit})`.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import LogisticRegression
         >>> model = LogisticRegression()
@@ -71,7 +71,7 @@ class LinearSVM(nn.Module):
     :func:`gdjax.losses.l2_penalty` on the weights (the soft-margin SVM primal); predict
     ``sign(score)``.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import LinearSVM
         >>> model = LinearSVM()

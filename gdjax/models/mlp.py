@@ -29,7 +29,7 @@ class MLP(nn.Module):
         batch_norm: batch normalization before each hidden activation (with ``train=True`` pass
             ``mutable=["batch_stats"]``).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import MLP
         >>> model = MLP(features=(32, 32, 10), activation="tanh", dropout_rate=0.1, batch_norm=True)

@@ -58,7 +58,7 @@ class RNN(nn.Module):
         return_sequences: read out every time step instead of the last.
         dropout_rate: dropout between stacked layers and before the read-out (``train=True``).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import RNN
         >>> model = RNN(hidden_size=8, num_outputs=1, cell="gru")
@@ -114,7 +114,7 @@ class RNNClassifier(nn.Module):
         num_layers: stacked recurrent layers.
         dropout_rate: dropout on embeddings, between layers and before the read-out.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import RNNClassifier
         >>> model = RNNClassifier(vocab_size=100, num_classes=2, embed_dim=8, hidden_size=8)
@@ -177,7 +177,7 @@ class RNNLanguageModel(nn.Module):
         tie_embeddings: compute logits with the transposed embedding matrix (needs
             ``hidden_size == embed_dim``).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import RNNLanguageModel
         >>> model = RNNLanguageModel(vocab_size=30, embed_dim=8, hidden_size=16)

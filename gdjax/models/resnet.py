@@ -69,7 +69,7 @@ class ResNet(nn.Module):
         conv_implementation: how the convolutions are computed, see :class:`Conv`
             (``"auto"``: patch matrix products on CPU, XLA's convolution elsewhere).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import resnet20
         >>> model = resnet20()

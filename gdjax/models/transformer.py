@@ -100,7 +100,7 @@ class TransformerLM(nn.Module):
         max_len: longest sequence (size of the position table).
         dropout_rate: dropout rate (``train=True`` needs ``rngs={"dropout": key}``).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import TransformerLM
         >>> model = TransformerLM(vocab_size=20, d_model=16, num_heads=2, num_layers=1, d_ff=32,
@@ -154,7 +154,7 @@ class Seq2SeqTransformer(nn.Module):
         max_len: longest source or target sequence.
         dropout_rate: dropout rate.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import Seq2SeqTransformer
         >>> model = Seq2SeqTransformer(src_vocab_size=12, tgt_vocab_size=14, d_model=16,

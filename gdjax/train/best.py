@@ -44,7 +44,7 @@ class BestCheckpoints(Callback):
         k: How many of the best epochs to keep.
         mode: ``"min"`` (lower is better) or ``"max"``.
 
-    Example:
+    Examples:
         >>> import tempfile, jax, jax.numpy as jnp, optax, gdjax
         >>> x = jnp.linspace(-1, 1, 16); y = 2 * x
         >>> loss = lambda p, b: jnp.mean((b[0] * p - b[1]) ** 2)

@@ -24,7 +24,7 @@ A callback that raises stops the run. The exception goes on with a note naming t
 the hook and the epoch; the checkpoints already written are intact (the epoch's checkpoint is
 saved before its callbacks run), so calling again with the same arguments resumes.
 
-Example:
+Examples:
     >>> import jax, jax.numpy as jnp, optax, gdjax
     >>> class StopBelow(gdjax.Callback):
     ...     def on_epoch_end(self, run, epoch, logs):

@@ -135,7 +135,7 @@ def describe_mismatch(saved: dict, current: dict) -> str | None:
     path (``optimizer.learning_rate``, ``params[1]``) with the saved and the current value. A
     field present on one side only is a difference too. NaN equals NaN.
 
-    Example:
+    Examples:
         >>> from gdjax.train.checkpoint import describe_mismatch
         >>> saved, current = {"optimizer": {"lr": 0.1}}, {"optimizer": {"lr": 0.01}}
         >>> describe_mismatch(saved, current)
@@ -492,7 +492,7 @@ class Checkpointer:
         OSError: ``directory`` cannot be created or written (the message names it).
         DirectoryLockedError: another live Checkpointer has ``directory`` open.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> from gdjax.train.checkpoint import Checkpointer
         >>> folder = tempfile.mkdtemp()

@@ -44,7 +44,7 @@ class Diagnostics:
         vanishing_below: Threshold for the ``vanishing`` flag.
         exploding_above: Threshold for the ``exploding`` flag.
 
-    Example:
+    Examples:
         >>> import gdjax
         >>> diag = gdjax.Diagnostics(per_layer=True, input_gradients=True)
     """

@@ -134,51 +134,41 @@ def drive(
         initial_steps=epoch0 * steps_per_epoch + pos0,
         desc=run.desc,
     )
-    guarded = _any(run.state.stop.halted)
+    calls = _Calls(programs, run.state, guarded=_any(run.state.stop.halted))
     ckpt = run.checkpointer
-
-    def call(name: str, state: TrainState, *args: Any) -> tuple:
-        """Run program ``name`` fast; redo it guarded if it met a non-finite value."""
-        nonlocal guarded
-        if not guarded:
-            new, *rest, ok = programs.get(name)(state, *args)
-            if _all(ok):
-                return new, *rest
-            guarded = True  # throw the result away; from now on every step is checked
-        new, *rest, _ = programs.get(f"{name}_guarded")(state, *args)
-        return new, *rest
+    every = options.checkpoint_every_steps
 
     try:
         if hooks is not None:
             hooks.train_begin(run)
         stopped = _all(run.state.stop.stopped)
+        order = programs.get("order")(run.key, np.int32(epoch0))
         for epoch in range(epoch0, epochs):
             if stopped:
                 break
             pos = pos0 if epoch == epoch0 else 0
             t0 = time.perf_counter()
-            order = programs.get("order")(run.key, np.int32(epoch))
             for n in chunk_plan(spec, pos, periods):
                 clock = (np.int32(epoch), np.int32(pos))
-                n_steps = np.int32(n)
-                (run.state,) = call(
-                    "steps", run.state, run.key, run.hp, run.data, order, clock, n_steps
-                )
+                args = (run.key, run.hp, run.data, order, clock, np.int32(n))
+                (run.state,) = calls.run("steps", run.state, *args)
                 pos += n
-                every = options.checkpoint_every_steps
-                if ckpt is not None and every and (pos % every == 0 or pos == spec.num_full):
+                save = ckpt is not None and every and (pos % every == 0 or pos == spec.num_full)
+                if save or bar.enabled:
+                    (run.state,), _ = calls.settle((run.state,))
+                    _raise_if_asked(run, calls)
+                if save:
                     ckpt.save(int(np.max(run.state.step)), run.state, run.history)
                 if bar.enabled:
                     loss = {"loss": running_loss(run.state.acc)}
                     bar.update(n, count * n * spec.batch_size, epoch + 1, loss)
-                _raise_if_asked(run)
             clock = (np.int32(epoch), np.int32(pos))
-            run.state, stats = call(
-                "end", run.state, run.key, run.hp, run.data, run.val, order, clock
-            )
-            stats = jax.device_get(stats)
+            out = calls.run("end", run.state, run.key, run.hp, run.data, run.val, order, clock)
+            if epoch + 1 < epochs:  # the next epoch's order, drawn while this one is checked
+                order = programs.get("order")(run.key, np.int32(epoch + 1))
+            (run.state, stats), stats = calls.settle(out, fetch=out[1])
             run.epoch_seconds.append(time.perf_counter() - t0)
-            _raise_if_asked(run)
+            _raise_if_asked(run, calls)
             hist.append(run.history, stats)
             stopped = _all(stats["stopped"])
             bar.update(
@@ -207,11 +197,59 @@ def drive(
     return run
 
 
-def _raise_if_asked(run: Run) -> None:
-    if run.spec.stop.on_nonfinite != "raise" or not _any(run.state.stop.halted):
+class _Calls:
+    """The fast programs run since the state was last known good, so they can be redone.
+
+    The fast programs keep their input state and report whether their result may be kept;
+    the driver checks those reports only when it must look at the state anyway (the end of an
+    epoch, a checkpoint, a progress update), so the device never waits for Python in between.
+    If a report says no, the calls since the last good state are run again from it with the
+    guarded programs, which are used from then on.
+    """
+
+    def __init__(self, programs: Programs, state: TrainState, guarded: bool) -> None:
+        self._programs = programs
+        self._good = state
+        self._log: list[tuple[str, tuple]] = []
+        self._flags: list[Any] = []
+        self.guarded = guarded
+
+    def run(self, name: str, state: TrainState, *args: Any) -> tuple:
+        """Run program ``name`` on ``state``; return its outputs without the report."""
+        if self.guarded:
+            new, *rest, _ = self._programs.get(f"{name}_guarded")(state, *args)
+            self._good = new
+            return new, *rest
+        new, *rest, ok = self._programs.get(name)(state, *args)
+        self._log.append((name, args))
+        self._flags.append(ok)
+        return new, *rest
+
+    def settle(self, outputs: tuple, fetch: Any = None) -> tuple[tuple, Any]:
+        """Check the reports of the calls since the last good state (fetching ``fetch`` from
+        the device with them); return the last call's outputs, redone guarded if needed, and
+        ``fetch`` on the host (from the redone call when it was redone)."""
+        flags, fetched = jax.device_get((self._flags, fetch))
+        if not self.guarded and not all(_all(f) for f in flags):
+            self.guarded = True  # throw the results away; from now on every step is checked
+            state = self._good
+            for name, args in self._log:
+                state, *rest, _ = self._programs.get(f"{name}_guarded")(state, *args)
+            outputs = (state, *rest)
+            fetched = jax.device_get(rest[0]) if fetch is not None else None
+        self._good = outputs[0]
+        self._log.clear()
+        self._flags.clear()
+        return outputs, fetched
+
+
+def _raise_if_asked(run: Run, calls: _Calls) -> None:
+    # only guarded steps meet non-finite values, so nothing to read before the first one
+    if not calls.guarded or run.spec.stop.on_nonfinite != "raise":
         return
-    msg = nonfinite_message(run.state.stop, run.spec, run.members) or "a non-finite step"
-    raise FloatingPointError(f"training stopped (on_nonfinite='raise'): {msg}")
+    msg = nonfinite_message(run.state.stop, run.spec, run.members)
+    if msg is not None:
+        raise FloatingPointError(f"training stopped (on_nonfinite='raise'): {msg}")
 
 
 def _bar_losses(stats: dict) -> dict:

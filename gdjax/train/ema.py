@@ -25,7 +25,7 @@ parameters' dtypes.
 instead of the trained weights, and ``EarlyStopping(restore_best=True)`` then returns the
 average of the best epoch as ``params``.
 
-Example:
+Examples:
     >>> import jax, jax.numpy as jnp, optax, gdjax
     >>> x = jnp.linspace(-1, 1, 32)[:, None]; y = 2 * x[:, 0]
     >>> def loss(p, batch):

@@ -127,7 +127,7 @@ def fit(
         TypeError: Arguments of the wrong type, or a loss that fails on the data's dtypes.
         FloatingPointError: A non-finite step under ``on_nonfinite="raise"``.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, optax, gdjax
         >>> x = jnp.linspace(-1, 1, 64)[:, None]; y = 3 * x[:, 0] + 1
         >>> def loss(p, batch):

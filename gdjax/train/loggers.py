@@ -98,7 +98,7 @@ class CSVLogger(Callback):
         path: The CSV file (its folder is created if missing).
         separator: Field separator.
 
-    Example:
+    Examples:
         >>> import csv, tempfile, os, jax, jax.numpy as jnp, optax, gdjax
         >>> path = os.path.join(tempfile.mkdtemp(), "log.csv")
         >>> x = jnp.linspace(-1, 1, 16); y = 2 * x

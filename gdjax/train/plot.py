@@ -72,7 +72,7 @@ def plot_history(
     Returns:
         The matplotlib ``Figure``.
 
-    Example:
+    Examples:
         >>> import numpy as np, gdjax
         >>> fig = gdjax.plot_history({"loss": np.array([1.0, 0.5, 0.2])})
         >>> len(fig.axes[0].lines)

@@ -52,7 +52,7 @@ def permutation(key: jax.Array, n: int) -> jax.Array:
     Returns:
         An int32 array of shape ``(n,)`` holding each of ``0 … n-1`` once.
 
-    Example:
+    Examples:
         >>> import jax, numpy as np
         >>> from gdjax.train.shuffle import permutation
         >>> p = np.asarray(permutation(jax.random.key(0), 5000))

@@ -37,7 +37,7 @@ class EarlyStopping:
         mode: ``"min"`` for losses, ``"max"`` for accuracies.
         restore_best: Return the parameters (and model state) of the best epoch at the end.
 
-    Example:
+    Examples:
         >>> import gdjax
         >>> stop = gdjax.EarlyStopping(monitor="val_loss", patience=3, min_delta=1e-4)
     """
@@ -76,7 +76,7 @@ class ReduceOnPlateau:
         cooldown: Epochs to wait after a reduction before counting again.
         min_scale: The scale never goes below this.
 
-    Example:
+    Examples:
         >>> import gdjax
         >>> plateau = gdjax.ReduceOnPlateau(monitor="loss", factor=0.1, patience=2)
     """

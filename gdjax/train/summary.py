@@ -117,7 +117,7 @@ def summary(
     Returns:
         A :class:`ModelSummary` (``str()`` of it is the table).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, flax.linen as nn, gdjax
         >>> model = nn.Sequential([nn.Dense(4), nn.relu, nn.Dense(2)])
         >>> x = jnp.ones((8, 3))

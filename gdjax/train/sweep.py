@@ -71,7 +71,7 @@ class SweepResult:
 def grid(**axes: Sequence[Any]) -> dict[str, np.ndarray]:
     """All combinations of the given values, as ``hparams`` for :func:`sweep`.
 
-    Example:
+    Examples:
         >>> import gdjax
         >>> hp = gdjax.grid(learning_rate=[0.1, 0.01], momentum=[0.0, 0.9])
         >>> hp["learning_rate"].tolist(), hp["momentum"].tolist()
@@ -156,7 +156,7 @@ def sweep(
     Returns:
         A :class:`SweepResult`.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, optax, gdjax
         >>> x = jnp.linspace(-1, 1, 32)[:, None]; y = 2 * x[:, 0]
         >>> def loss(p, batch):

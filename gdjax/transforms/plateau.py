@@ -115,7 +115,7 @@ def reduce_on_plateau(
         accumulation_size: Values per decision when they come as the ``value`` extra argument;
             ``None`` to take decisions only through :func:`observe_plateau`.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, gdjax
         >>> opt = gdjax.chain(gdjax.sgd(0.1), gdjax.reduce_on_plateau(factor=0.5, patience=1))
         >>> params = {"w": jnp.ones(2)}
@@ -179,7 +179,7 @@ def observe_plateau(opt_state: Any, value: Any) -> Any:
     """Take one plateau decision with the monitored ``value`` in every `reduce_on_plateau`
     state inside ``opt_state`` (anywhere in a chain); returns the new optimizer state.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, gdjax
         >>> opt = gdjax.chain(gdjax.sgd(0.1), gdjax.reduce_on_plateau(patience=1, accumulation_size=None))
         >>> state = opt.init({"w": jnp.zeros(2)})
