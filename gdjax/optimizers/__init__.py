@@ -34,12 +34,11 @@ from gdjax.optimizers._optimistic import (
     optimistic_adam_v2,
     optimistic_gradient_descent,
 )
-from gdjax.optimizers._parameter_free import ProdigyState, dog, polyak_sgd, prodigy
+from gdjax.optimizers._parameter_free import dog, polyak_sgd, prodigy
 from gdjax.optimizers._sgd import momentum, nesterov, sgd
 from gdjax.optimizers._sign import rprop, sign_sgd, signum
 
 __all__ = [
-    "ProdigyState",
     "adadelta",
     "adagrad",
     "adam",

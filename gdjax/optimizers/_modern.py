@@ -36,13 +36,18 @@ Extra = optax.GradientTransformationExtraArgs
 
 
 def _dims_or_none(x: Any) -> bool:
-    return x is None or isinstance(x, MuonDimensionNumbers)
+    return x is None or (hasattr(x, "reduction_axis") and hasattr(x, "output_axis"))
 
 
-def _warmed_up(learning_rate: ScalarOrSchedule, warmup_steps: int | None) -> ScalarOrSchedule:
+def _warmed_up(
+    learning_rate: ScalarOrSchedule, warmup_steps: int | None
+) -> tuple[ScalarOrSchedule, ScalarOrSchedule]:
+    """$\\gamma_t = \\gamma\\min(1, t/T)$ for the averaging weights (counted from $t = 1$), and
+    the same values for the base optimizer, whose own count starts at 0."""
     if warmup_steps is None:
-        return learning_rate
-    return schedules.linear_schedule(0.0, learning_rate, warmup_steps)
+        return learning_rate, learning_rate
+    warmup = schedules.linear_schedule(0.0, learning_rate, warmup_steps)
+    return warmup, lambda count: warmup(count + 1)
 
 
 def schedule_free_sgd(
@@ -61,9 +66,14 @@ def schedule_free_sgd(
     x_{t+1} = (1 - c_{t+1}) x_t + c_{t+1} z_{t+1}
     $$
 
-    with $c_{t+1} = \gamma_t^2 / \sum_{i \le t}\gamma_i^2$ and $\gamma_t$ a linear warm-up to
-    ``learning_rate`` over ``warmup_steps`` (see `schedule_free`). The parameters the training
-    loop holds are $y_t$; evaluate at $x_t$ = ``schedule_free_eval_params(state, params)``.
+    with $c_{t+1} = \gamma_t^2 / \sum_{i \le t}\gamma_i^2$ and
+    $\gamma_t = \gamma\min(1, t/T_{warmup})$ (see `schedule_free`). The parameters the
+    training loop holds are $y_t$; evaluate at $x_t$ = ``schedule_free_eval_params(state,
+    params)``.
+
+    With a warm-up, ``optax.contrib.schedule_free_sgd`` 0.2.8 steps $z$ with
+    $\gamma_{t-1}$ but weights the average with $\gamma_t$ (its first step leaves $z$ in
+    place); gdjax uses $\gamma_t$ for both, as the paper does. Without warm-up the two agree.
 
     Args:
         learning_rate: $\gamma \ge 0$ (the peak).
@@ -73,8 +83,8 @@ def schedule_free_sgd(
         weight_lr_power: the power $p$ of the averaging weights $(\max_{i \le t}\gamma_i)^p$.
         state_dtype: dtype of $z$.
     """
-    lr = _warmed_up(learning_rate, warmup_steps)
-    base = sgd(lr)
+    lr, base_lr = _warmed_up(learning_rate, warmup_steps)
+    base = sgd(base_lr)
     if weight_decay is not None:
         base = chain(add_decayed_weights(weight_decay), base)
     return schedule_free(base, lr, b1=b1, weight_lr_power=weight_lr_power, state_dtype=state_dtype)
@@ -98,10 +108,11 @@ def schedule_free_adamw(
     + \lambda y_t\right)
     $$
 
-    with $g_t = \nabla f(y_t)$ and $x$, $y$ as in `schedule_free_sgd`. As in
-    ``optax.contrib``, the averaging weights are $(\max_{i \le t}\gamma_i)^2$ without the
-    paper's factor $1-\beta_2^t$ (Algorithm 1 folds $\sqrt{1-\beta_2^t}$ into $\gamma_t$); the
-    two agree once $\beta_2^t \approx 0$.
+    with $g_t = \nabla f(y_t)$, $\gamma_t = \gamma\min(1, t/T_{warmup})$ and $x$, $y$ as in
+    `schedule_free_sgd` (the same warm-up difference from ``optax.contrib`` applies). As in
+    ``optax.contrib``, Adam's bias correction divides $v_t$; the paper's Algorithm 1 folds
+    $\sqrt{1-\beta_2^t}$ into $\gamma_t$ instead, so there it also scales the weight decay and
+    the averaging weights $\gamma_t^2$. The two agree once $\beta_2^t \approx 0$.
 
     Args:
         learning_rate: $\gamma \ge 0$ (the peak).
@@ -113,11 +124,11 @@ def schedule_free_adamw(
         weight_lr_power: the power of the averaging weights.
         state_dtype: dtype of $z$.
     """
-    lr = _warmed_up(learning_rate, warmup_steps)
+    lr, base_lr = _warmed_up(learning_rate, warmup_steps)
     base = chain(
         scale_by_rms(decay=b2, eps=eps, eps_in_sqrt=False, bias_correction=True),
         add_decayed_weights(weight_decay),
-        scale_by_learning_rate(lr),
+        scale_by_learning_rate(base_lr),
     )
     return schedule_free(base, lr, b1=b1, weight_lr_power=weight_lr_power, state_dtype=state_dtype)
 

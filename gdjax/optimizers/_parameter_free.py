@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +13,7 @@ from gdjax import _checks
 from gdjax.base import ScalarOrSchedule, as_state_value, chain, resolve
 from gdjax.optimizers._sgd import sgd
 from gdjax.transforms import (
+    ProdigyState,
     add_decayed_weights,
     scale_by_dog,
     scale_by_learning_rate,
@@ -98,30 +99,6 @@ def dog(
     """
     parts = [] if weight_decay is None else [add_decayed_weights(weight_decay, mask)]
     return chain(*parts, scale_by_dog(init_step, eps), scale_by_learning_rate(learning_rate))
-
-
-class ProdigyState(NamedTuple):
-    """State of `prodigy`.
-
-    Attributes:
-        exp_avg: $m_t$, the EMA of $d\\,g$.
-        exp_avg_sq: $v_t$, the EMA of $d^2 g^2$.
-        grad_sum: $s_t$.
-        params0: $\\theta_0$.
-        estim_lr: $d_t$, the estimated distance to the solution (the learning rate).
-        numerator_weighted: $r_t$.
-        count: steps taken.
-        learning_rate: the schedule's value used at the last step.
-    """
-
-    exp_avg: Any
-    exp_avg_sq: Any
-    grad_sum: Any
-    params0: Any
-    estim_lr: jax.Array
-    numerator_weighted: jax.Array
-    count: jax.Array
-    learning_rate: jax.Array
 
 
 def _tree_sum(tree: Any) -> jax.Array:

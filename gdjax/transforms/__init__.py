@@ -65,7 +65,12 @@ from gdjax.transforms.optimistic import (
     ScaleByOptimisticGradientState,
     scale_by_optimistic_gradient,
 )
-from gdjax.transforms.parameter_free import DoGState, scale_by_dog, scale_by_polyak
+from gdjax.transforms.parameter_free import (
+    DoGState,
+    ProdigyState,
+    scale_by_dog,
+    scale_by_polyak,
+)
 from gdjax.transforms.regularization import (
     AddDecayedWeightsState,
     L1RegularizationState,
@@ -112,6 +117,7 @@ __all__ = [
     "MuonDimensionNumbers",
     "MuonState",
     "PartitionState",
+    "ProdigyState",
     "SAMState",
     "ScaleByAdaDeltaState",
     "ScaleByAdamState",

@@ -52,7 +52,8 @@ class MuonDimensionNumbers(NamedTuple):
 
 
 def _is_dims(x: Any) -> bool:
-    return isinstance(x, MuonDimensionNumbers)
+    """A `MuonDimensionNumbers` (or optax.contrib's class of the same shape)."""
+    return hasattr(x, "reduction_axis") and hasattr(x, "output_axis")
 
 
 def _axes(x: jax.Array, dims: MuonDimensionNumbers) -> tuple[tuple[int, ...], tuple[int, ...]]:

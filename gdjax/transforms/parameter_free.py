@@ -169,4 +169,28 @@ def scale_by_dog(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-__all__ = ["DoGState", "scale_by_dog", "scale_by_polyak"]
+class ProdigyState(NamedTuple):
+    """State of `gdjax.prodigy`.
+
+    Attributes:
+        exp_avg: $m_t$, the EMA of $d\\,g$.
+        exp_avg_sq: $v_t$, the EMA of $d^2 g^2$.
+        grad_sum: $s_t$.
+        params0: $\\theta_0$.
+        estim_lr: $d_t$, the estimated distance to the solution (the learning rate).
+        numerator_weighted: $r_t$.
+        count: steps taken.
+        learning_rate: the schedule's value used at the last step.
+    """
+
+    exp_avg: Any
+    exp_avg_sq: Any
+    grad_sum: Any
+    params0: Any
+    estim_lr: jax.Array
+    numerator_weighted: jax.Array
+    count: jax.Array
+    learning_rate: jax.Array
+
+
+__all__ = ["DoGState", "ProdigyState", "scale_by_dog", "scale_by_polyak"]
