@@ -8,6 +8,7 @@ layer-wise learning-rate decay $\alpha_l = \alpha\,\delta^{L-l}$ can be swept wi
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
 
@@ -47,10 +48,10 @@ def named_chain(
     parts = [(name, optax.with_extra_args_support(t)) for name, t in transforms]
 
     def init_fn(params):
-        return {name: t.init(params) for name, t in parts}
+        return collections.OrderedDict((name, t.init(params)) for name, t in parts)
 
     def update_fn(updates, state, params=None, **extra_args):
-        new_state = {}
+        new_state = collections.OrderedDict()
         for name, t in parts:
             updates, new_state[name] = t.update(updates, state[name], params, **extra_args)
         return updates, new_state
