@@ -93,11 +93,14 @@ def _add_penalty(
             raise ValueError(f"{name}: update needs `params`: call update(grads, state, params)")
         check_updates(updates, params)
         lam = resolve(strength, state.count)
+        new_state = state_type(increment(state.count), as_state_value(lam))
         mask_tree = _resolve_mask(mask, params)
         try:
             mask_leaves = jax.tree.structure(params).flatten_up_to(mask_tree)
         except (ValueError, TypeError) as err:
             raise ValueError(f"{name}: mask does not match the parameter tree: {err}") from None
+        if isinstance(strength, (int, float)) and strength == 0:
+            return updates, new_state  # as optax: no pass over the parameters for a zero penalty
         g_leaves, treedef = jax.tree.flatten(updates, is_leaf=is_none)
         p_leaves = jax.tree.leaves(params, is_leaf=is_none)
         out = []
@@ -112,7 +115,6 @@ def _add_penalty(
                 continue
             coef = lam if m is True else jnp.where(m, lam, 0.0)
             out.append((g + coef * penalty_grad(p)).astype(g.dtype))
-        new_state = state_type(increment(state.count), as_state_value(lam))
         return treedef.unflatten(out), new_state
 
     return optax.GradientTransformation(init_fn, update_fn)
