@@ -10,7 +10,7 @@ each member matches the oracle built from the same value.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -67,7 +67,6 @@ class Case:
     with_value: bool = False
     rtol: float = 1e-5
     atol: float = 1e-6
-    extra: dict = field(default_factory=dict)
 
 
 def run_cases(cases: dict[str, Case]) -> dict[str, tuple[Any, Any, Any]]:

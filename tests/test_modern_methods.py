@@ -500,3 +500,12 @@ def test_bad_arguments_are_named(build, match):
 def test_muon_rejects_a_non_matrix_without_dimension_numbers():
     with pytest.raises(ValueError, match="MuonDimensionNumbers"):
         gdjax.orthogonalize_via_newton_schulz(jnp.ones((2, 2, 2)), jnp.asarray((3.0, -4.0, 2.0)))
+
+
+@pytest.mark.parametrize("name", ["prodigy", "adopt", "ademamix", "muon", "schedule_free_adamw"])
+def test_the_learning_rate_applied_is_readable_from_the_state(results, name):
+    _, state, _ = results[name]
+    values = CASES[name].values
+    scheduled = name in ("prodigy", "adopt", "ademamix", "muon")
+    want = [float(ours_sched(v)(STEPS - 1)) if scheduled else v for v in values]
+    np.testing.assert_allclose(gdjax.get_hyperparam(state, "learning_rate"), want, rtol=1e-6)

@@ -2,12 +2,13 @@
 ~10M-parameter tree (three large matrices and 81 small leaves).
 
 For each name in ``gdjax.optimizers.__all__`` with an ``optax.<name>`` (or, failing that, an
-``optax.contrib.<name>``), both optimizers are built
-with the same arguments (learning rate 1e-3 where one is required, defaults otherwise), and one
-step ``params, state = step(params, state, grads)`` is compiled for each (parameters and state
-donated, as in a training loop). Cold: the first call (tracing, compilation and one step) in this
-process, the two taken in alternating order. Steady: median of ``--repeats`` calls, gdjax's and
-optax's interleaved. Writes ``docs/benchmarks/optimizers.json``.
+``optax.contrib.<name>``), both optimizers are built with the same arguments (learning rate 1e-3
+where one is required, defaults otherwise), and one step ``params, state = step(params, state,
+grads)`` is compiled for each (parameters and state donated, as in a training loop). Cold: the
+first call (tracing, compilation and one step) in this process, the two taken in alternating
+order. Steady: median of ``--repeats`` calls (fewer, at least 3, when a pair of calls would
+overrun ``--budget-s``), gdjax's and optax's interleaved. Writes
+``docs/benchmarks/optimizers.json``.
 
     python experiments/benchmarks/bench_optimizers.py
     python experiments/benchmarks/bench_optimizers.py --tiny --repeats 3 --out /tmp/o.json
@@ -118,7 +119,7 @@ class Runner:
         return time.perf_counter() - t
 
 
-def bench_one(name: str, params, grads, repeats: int, flip: bool) -> dict:
+def bench_one(name: str, params, grads, repeats: int, budget_s: float, flip: bool) -> dict:
     extra = EXTRA_ARGS.get(name, {})
     runners = {
         "gdjax": Runner(build(gdjax, name), params, grads, extra),
@@ -126,8 +127,11 @@ def bench_one(name: str, params, grads, repeats: int, flip: bool) -> dict:
     }
     order = ["optax", "gdjax"] if flip else ["gdjax", "optax"]
     cold = {who: runners[who].call() for who in order}
-    times = {"gdjax": [], "optax": []}
-    for r in range(repeats):
+    times = {who: [runners[who].call()] for who in order}
+    # Slow steps (Muon's Newton-Schulz on the large matrices) get fewer repeats, at least 3.
+    pair = sum(t[0] for t in times.values())
+    repeats = max(3, min(repeats, int(budget_s / pair))) if pair > 0 else repeats
+    for r in range(1, repeats):
         for who in order if r % 2 == 0 else order[::-1]:
             times[who].append(runners[who].call())
     steady = {who: float(np.median(t)) for who, t in times.items()}
@@ -136,12 +140,16 @@ def bench_one(name: str, params, grads, repeats: int, flip: bool) -> dict:
         "steady_ms": {who: 1e3 * s for who, s in steady.items()},
         "ratio": steady["gdjax"] / steady["optax"],
         "cold_ratio": cold["gdjax"] / cold["optax"],
+        "repeats": repeats,
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15, help="steady calls per optimizer and side")
+    ap.add_argument(
+        "--budget-s", type=float, default=60.0, help="steady seconds per optimizer (>= 3 repeats)"
+    )
     ap.add_argument("--tiny", action="store_true", help="a tiny tree (smoke test)")
     ap.add_argument("--only", nargs="*", help="benchmark only these names")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "optimizers.json")
@@ -164,7 +172,7 @@ def main() -> None:
     results = {}
     for i, name in enumerate(names):
         try:
-            res = bench_one(name, params, grads, args.repeats, flip=bool(i % 2))
+            res = bench_one(name, params, grads, args.repeats, args.budget_s, flip=bool(i % 2))
         except Exception as err:  # a name that cannot run generically is reported, not fatal
             skipped[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
             print(f"{name:<28} skipped: {skipped[name]}", flush=True)
