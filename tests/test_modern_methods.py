@@ -248,12 +248,12 @@ def prodigy_oracle(x0, grads, lr, b1, b2, eps, d0, wd):
         inner = sum(np.sum(gi * (a - xi)) for gi, a, xi in zip(g, x0, x, strict=True))
         r = b3 * r + (1 - b3) * gamma * d**2 * inner
         s = [b3 * si + (1 - b3) * gamma * d**2 * gi for si, gi in zip(s, g, strict=True)]
-        d_hat = r / sum(np.sum(np.abs(si)) for si in s)
-        x = [
-            xi - gamma * d * (mi / (np.sqrt(vi) + d * eps) + wd * xi)
+        d_new = max(d, r / sum(np.sum(np.abs(si)) for si in s))
+        x = [  # the authors' code scales eps by the new estimate
+            xi - gamma * d * (mi / (np.sqrt(vi) + d_new * eps) + wd * xi)
             for xi, mi, vi in zip(x, m, v, strict=True)
         ]
-        d = max(d, d_hat)
+        d = d_new
     return x
 
 

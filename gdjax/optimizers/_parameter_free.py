@@ -135,11 +135,14 @@ def prodigy(
     $$
 
     $$
-    \theta_{t+1} = \theta_t - \lambda_t\Big(\frac{m_t}{\sqrt{v_t} + d_t\epsilon} + w\,\theta_t\Big)
+    \theta_{t+1} = \theta_t - \lambda_t\Big(\frac{m_t}{\sqrt{v_t} + d_{t+1}\epsilon}
+    + w\,\theta_t\Big)
     $$
 
-    The paper's $(1-\beta_3)$ factors cancel in $r_t/\|s_t\|_1$. ``safeguard_warmup=True``
-    leaves $\gamma_t$ out of $s_t$ (for warm-up schedules). ``update`` needs ``params``.
+    The paper's $(1-\beta_3)$ factors cancel in $r_t/\|s_t\|_1$; $\epsilon$ is scaled by the new
+    estimate $d_{t+1}$, as in the authors' code and optax (the paper writes $d_t$).
+    ``safeguard_warmup=True`` leaves $\gamma_t$ out of $s_t$ (for warm-up schedules).
+    ``update`` needs ``params``.
 
     Args:
         learning_rate: $\gamma_t \ge 0$: a number, array or schedule (1 by default).
@@ -206,7 +209,9 @@ def prodigy(
             lambda g, m, v, p: (
                 None
                 if g is None
-                else (-weight_decay * dlr * p - dlr * m / (jnp.sqrt(v) + d * eps)).astype(g.dtype)
+                else (-weight_decay * dlr * p - dlr * m / (jnp.sqrt(v) + estim_lr * eps)).astype(
+                    g.dtype
+                )
             ),
             updates,
             exp_avg,

@@ -1,7 +1,8 @@
 r"""Step sizes computed from the run itself: Polyak's step and DoG (distance over gradients).
 
 Neither needs a tuned learning rate: Polyak's step uses the loss value and a lower bound on it;
-DoG uses how far the parameters have moved from where they started.
+DoG uses how far the parameters have moved from where they started. `ProdigyState`, the state
+of `gdjax.prodigy` (Adam with a self-estimated learning rate), lives here too.
 """
 
 from __future__ import annotations
