@@ -36,13 +36,13 @@ def oracle_lr(v):
     return lambda k: float(sched(k))
 
 
-DIMS = {
-    "dense": {"w": gdjax.MuonDimensionNumbers()},
-    "layers": [gdjax.MuonDimensionNumbers(reduction_axis=1, output_axis=2), None],
+DIMS = {  # the rank-3 leaf as a batch of 3 x 2 matrices; the matrix left to AdamW
+    "dense": {"w": None},
+    "layers": [gdjax.MuonDimensionNumbers(reduction_axis=1, output_axis=2)],
 }
 OPTAX_DIMS = {
-    "dense": {"w": C.MuonDimensionNumbers()},
-    "layers": [C.MuonDimensionNumbers(reduction_axis=1, output_axis=2), None],
+    "dense": {"w": None},
+    "layers": [C.MuonDimensionNumbers(reduction_axis=1, output_axis=2)],
 }
 SAM_ADV = 0.05
 
@@ -366,15 +366,6 @@ def test_follows_the_paper(results, name):
     want = oracle(x0, grads, **kwargs)
     for got, w in zip(_member0(results, name), want, strict=True):
         np.testing.assert_allclose(got, w, rtol=1e-4, atol=1e-5)
-
-
-def test_muon_orthogonalizes_the_momentum_direction():
-    # One step from zero momentum: the update of a matrix is NS(g), whose singular values are
-    # all near 1 (about [0.7, 1.2] for the quintic iteration), whatever g's scale.
-    g = jax.random.normal(jax.random.PRNGKey(3), (8, 5)) * jnp.array([10.0, 1.0, 0.3, 3.0, 1.0])
-    u, _ = gdjax.scale_by_muon(nesterov=False).update(g, gdjax.scale_by_muon().init(g))
-    s = np.linalg.svd(np.asarray(u), compute_uv=False)
-    assert s.min() > 0.6 and s.max() < 1.3, s
 
 
 # --- SAM: the paper's two-gradient step on a deterministic loss ---------------------------------

@@ -18,6 +18,7 @@ import pytest
 
 import gdjax
 from tests._opt_more import (
+    FAST_COMPILE,
     STEPS,
     Case,
     assert_close,
@@ -34,9 +35,6 @@ def ours_sched(v):
 
 def theirs_sched(v):
     return optax.cosine_decay_schedule(v, STEPS, 0.1)
-
-
-NO_SCALAR = {"dense": {"w": jnp.ones((3, 4))}, "layers": [jnp.ones((2, 3, 2)), jnp.ones(5)]}
 
 
 def _optax_optimistic_adam(v):
@@ -67,21 +65,11 @@ CASES = {
         ),
     ),
     "yogi": Case(lambda v: gdjax.yogi(ours_sched(v)), lambda v: optax.yogi(theirs_sched(v))),
-    "scale_by_yogi": Case(
-        lambda v: gdjax.chain(
-            gdjax.scale_by_yogi(eps_root=1e-8, initial_accumulator_value=v), gdjax.scale(-0.01)
-        ),
-        lambda v: optax.chain(
-            optax.scale_by_yogi(eps_root=1e-8, initial_accumulator_value=v), optax.scale(-0.01)
-        ),
-        values=(1e-6, 0.5),
-    ),
-    "sm3": Case(lambda v: gdjax.sm3(v), lambda v: optax.sm3(v), params=NO_SCALAR),
+    "sm3": Case(lambda v: gdjax.sm3(v), lambda v: optax.sm3(v)),
     "scale_by_sm3": Case(
         lambda v: gdjax.chain(gdjax.scale_by_sm3(b1=v, b2=0.9), gdjax.scale(-0.01)),
         lambda v: optax.chain(optax.scale_by_sm3(b1=v, b2=0.9), optax.scale(-0.01)),
         values=(0.0, 0.5),
-        params=NO_SCALAR,
     ),
     "optimistic_gradient_descent": Case(
         lambda v: gdjax.optimistic_gradient_descent(ours_sched(v), alpha=0.5, beta=0.7),
@@ -252,11 +240,9 @@ def test_complex_gradients_use_the_squared_modulus():
     params = {"z": jnp.asarray([1.0 + 1.0j, -0.5j])}
     grads = problem(params, steps=20)[1]
     assert jnp.iscomplexobj(grads["z"])
-    pairs = [(gdjax.yogi(0.1), optax.yogi(0.1)), (gdjax.radam(0.1), optax.radam(0.1))]
     run = jax.jit(
-        lambda: [
-            (trajectory(o, params, grads)[0], trajectory(t, params, grads)[0]) for o, t in pairs
-        ]
+        lambda: [trajectory(o, params, grads)[0] for o in (gdjax.yogi(0.1), optax.yogi(0.1))],
+        compiler_options=FAST_COMPILE,
     )
-    for got, want in run():
-        assert_close(got, want)
+    got, want = run()
+    assert_close(got, want)
