@@ -85,7 +85,8 @@ def recorded(factory: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def record_module(module: Any, names: list[str]) -> None:
-    """Replace each public factory ``module.<name>`` by its recorded version (once)."""
+    """Replace each public factory ``module.<name>`` by its recorded version (once; aliases
+    of one factory, such as ``multi_transform`` and ``partition``, stay one object)."""
     for name in names:
         obj = getattr(module, name)
         if (
@@ -93,7 +94,13 @@ def record_module(module: Any, names: list[str]) -> None:
             and not isinstance(obj, type)
             and not hasattr(obj, "__gdjax_recipe_factory__")
         ):
-            setattr(module, name, recorded(obj))
+            if id(obj) not in _RECORDED:
+                _RECORDED[id(obj)] = (obj, recorded(obj))
+            setattr(module, name, _RECORDED[id(obj)][1])
+
+
+# id of a factory -> (the factory, kept alive; its recorded version)
+_RECORDED: dict[int, tuple[Callable, Callable]] = {}
 
 
 class Opaque:

@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end (tiny synthetic data, no timing checked) and print the
 side-by-side figures and ratios they exist for."""
 
+import json
 import re
 import subprocess
 import sys
@@ -63,3 +64,31 @@ def test_bench_conv_prints_each_runner_and_both_ratios():
     finals = re.findall(r"^gdjax\.fit, \w+(?: conv)?\s+[0-9.]+\s+[0-9.]+x\s+([0-9.]+)$", text, re.M)
     assert len(finals) == 2 and abs(float(finals[0]) - float(finals[1])) < 1e-3, text
     assert re.search(r"patch convolution inside gdjax\.fit: [0-9.]+x faster than XLA's", text)
+
+
+def test_bench_optimizers_prints_each_ratio_and_writes_json(tmp_path):
+    out = tmp_path / "optimizers.json"
+    names = ["sgd", "adopt"]  # one compared with optax, one with optax.contrib
+    args = ["--tiny", "--repeats", "1", "--no-recheck", "--only", *names, "--out", str(out)]
+    text = subprocess.run(
+        [sys.executable, str(BENCH / "bench_optimizers.py"), *args],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert text.returncode == 0, text.stderr[-3000:]
+    for name in names:
+        row = re.search(
+            rf"^{name}\s+([0-9.]+)s\s+([0-9.]+)s\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)x",
+            text.stdout,
+            re.M,
+        )
+        assert row and float(row.group(3)) > 0 and float(row.group(5)) > 0, text.stdout
+    assert re.search(r"steady ratio gdjax/optax: median [0-9.]+, worst \w+ [0-9.]+", text.stdout)
+    payload = json.loads(out.read_text())
+    assert {"date", "machine", "versions", "parameters", "results"} <= set(payload)
+    assert set(payload["results"]) == set(names)
+    assert payload["results"]["adopt"]["oracle"] == "optax.contrib"
+    assert payload["results"]["sgd"]["oracle"] == "optax"
+    assert "momentum" in payload["not_compared"]  # gdjax-only forms are listed, not dropped

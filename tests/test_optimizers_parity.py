@@ -107,8 +107,12 @@ SCHEDULED = {
 
 
 def test_every_named_optimizer_is_checked_under_a_schedule():
-    # optax's remaining optimizers are checked under a schedule in tests/test_opt_breadth.py.
-    assert set(SCHEDULED) | set(NEW_OPTIMIZERS) == set(gdjax.optimizers.__all__)
+    # optax's remaining optimizers are checked under a schedule in tests/test_opt_breadth.py,
+    # the newer ones in test_opt_more_parity.py and test_modern_methods.py.
+    from tests.test_modern_methods import CHECKED as MODERN
+    from tests.test_opt_more_parity import CHECKED as MORE
+
+    assert set(SCHEDULED) | set(NEW_OPTIMIZERS) | MORE | MODERN == set(gdjax.optimizers.__all__)
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULED))

@@ -39,8 +39,14 @@ def _named_optimizers():
 def _run(opt):
     state = opt.init(PARAMS)
     params, outs = PARAMS, []
+    # methods that read the loss (Polyak's step) get one; the rest ignore extra arguments
+    extra = (
+        {"value": jnp.asarray(1.0)}
+        if isinstance(opt, optax.GradientTransformationExtraArgs)
+        else {}
+    )
     for g in GRADS:
-        updates, state = opt.update(g, state, params)
+        updates, state = opt.update(g, state, params, **extra)
         params = optax.apply_updates(params, updates)
         outs.append(params)
     return outs

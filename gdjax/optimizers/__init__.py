@@ -21,7 +21,22 @@ from gdjax.optimizers._adaptive import (
     nadam,
     rmsprop,
 )
+from gdjax.optimizers._adaptive_variants import novograd, radam, sm3, yogi
+from gdjax.optimizers._modern import (
+    ademamix,
+    adopt,
+    muon,
+    schedule_free_adamw,
+    schedule_free_sgd,
+)
+from gdjax.optimizers._optimistic import (
+    optimistic_adam,
+    optimistic_adam_v2,
+    optimistic_gradient_descent,
+)
+from gdjax.optimizers._parameter_free import dog, polyak_sgd, prodigy
 from gdjax.optimizers._sgd import momentum, nesterov, sgd
+from gdjax.optimizers._sign import rprop, sign_sgd, signum
 
 __all__ = [
     "adadelta",
@@ -29,12 +44,30 @@ __all__ = [
     "adam",
     "adamax",
     "adamw",
+    "ademamix",
+    "adopt",
     "amsgrad",
+    "dog",
     "momentum",
+    "muon",
     "nadam",
     "nesterov",
+    "novograd",
+    "optimistic_adam",
+    "optimistic_adam_v2",
+    "optimistic_gradient_descent",
+    "polyak_sgd",
+    "prodigy",
+    "radam",
     "rmsprop",
+    "rprop",
+    "schedule_free_adamw",
+    "schedule_free_sgd",
     "sgd",
+    "sign_sgd",
+    "signum",
+    "sm3",
+    "yogi",
 ]
 
 # --- optax's remaining optimizers, part A of issue 10 --------------------------------------

@@ -4,6 +4,13 @@ Every factory returns an ``optax.GradientTransformation`` whose state is a typed
 they chain with each other and with optax's own transformations.
 """
 
+from gdjax.transforms.adam_variants import (
+    ScaleByAdemamixState,
+    scale_by_ademamix,
+    scale_by_adopt,
+    scale_by_radam,
+    scale_by_yogi,
+)
 from gdjax.transforms.adaptive import (
     ScaleByAdaDeltaState,
     ScaleByAdamState,
@@ -22,9 +29,48 @@ from gdjax.transforms.adaptive import (
     scale_by_stddev,
 )
 from gdjax.transforms.clipping import clip, clip_by_global_norm, clip_by_norm
+from gdjax.transforms.combine import (
+    PartitionState,
+    freeze,
+    multi_transform,
+    named_chain,
+    partition,
+    selective_transform,
+)
+from gdjax.transforms.conditional import (
+    ConditionallyMaskState,
+    ConditionallyTransformState,
+    conditionally_mask,
+    conditionally_transform,
+    skip_large_updates,
+)
 from gdjax.transforms.guards import ApplyIfFiniteState, apply_if_finite
+from gdjax.transforms.lookahead import LookaheadParams, LookaheadState, lookahead
+from gdjax.transforms.memory_efficient import (
+    ScaleByNovogradState,
+    ScaleBySM3State,
+    scale_by_novograd,
+    scale_by_sm3,
+)
 from gdjax.transforms.momentum import TraceState, heavy_ball, trace
+from gdjax.transforms.muon import (
+    MuonDimensionNumbers,
+    MuonState,
+    orthogonalize_via_newton_schulz,
+    scale_by_muon,
+    scale_by_shape,
+)
 from gdjax.transforms.noise import AddNoiseState, add_noise
+from gdjax.transforms.optimistic import (
+    ScaleByOptimisticGradientState,
+    scale_by_optimistic_gradient,
+)
+from gdjax.transforms.parameter_free import (
+    DoGState,
+    ProdigyState,
+    scale_by_dog,
+    scale_by_polyak,
+)
 from gdjax.transforms.plateau import ReduceOnPlateauState, observe_plateau, reduce_on_plateau
 from gdjax.transforms.regularization import (
     AddDecayedWeightsState,
@@ -34,12 +80,20 @@ from gdjax.transforms.regularization import (
     add_l1_regularization,
     add_l2_regularization,
 )
+from gdjax.transforms.sam import SAMState, normalize, sam
 from gdjax.transforms.scaling import (
     ScaleByScheduleState,
     scale,
     scale_by_learning_rate,
     scale_by_schedule,
 )
+from gdjax.transforms.schedule_free import (
+    ScheduleFreeState,
+    schedule_free,
+    schedule_free_eval_params,
+)
+from gdjax.transforms.sign import ScaleByRpropState, scale_by_rprop, scale_by_sign
+from gdjax.transforms.target import incremental_update, periodic_update
 from gdjax.transforms.wrappers import (
     AccumulateState,
     MaskedState,
@@ -52,19 +106,35 @@ __all__ = [
     "AddDecayedWeightsState",
     "AddNoiseState",
     "ApplyIfFiniteState",
+    "ConditionallyMaskState",
+    "ConditionallyTransformState",
+    "DoGState",
     "L1RegularizationState",
     "L2RegularizationState",
+    "LookaheadParams",
+    "LookaheadState",
     "MaskedState",
+    "MuonDimensionNumbers",
+    "MuonState",
+    "PartitionState",
+    "ProdigyState",
     "ReduceOnPlateauState",
+    "SAMState",
     "ScaleByAdaDeltaState",
     "ScaleByAdamState",
+    "ScaleByAdemamixState",
     "ScaleByAmsgradState",
+    "ScaleByNovogradState",
+    "ScaleByOptimisticGradientState",
     "ScaleByRmsState",
     "ScaleByRmsWithCountState",
+    "ScaleByRpropState",
     "ScaleByRssState",
+    "ScaleBySM3State",
     "ScaleByScheduleState",
     "ScaleByStddevState",
     "ScaleByStddevWithCountState",
+    "ScheduleFreeState",
     "TraceState",
     "accumulate_gradients",
     "add_decayed_weights",
@@ -75,20 +145,49 @@ __all__ = [
     "clip",
     "clip_by_global_norm",
     "clip_by_norm",
+    "conditionally_mask",
+    "conditionally_transform",
+    "freeze",
     "heavy_ball",
+    "incremental_update",
+    "lookahead",
     "masked",
+    "multi_transform",
+    "named_chain",
+    "normalize",
     "observe_plateau",
+    "orthogonalize_via_newton_schulz",
+    "partition",
+    "periodic_update",
     "reduce_on_plateau",
+    "sam",
     "scale",
     "scale_by_adadelta",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_ademamix",
+    "scale_by_adopt",
     "scale_by_amsgrad",
+    "scale_by_dog",
     "scale_by_learning_rate",
+    "scale_by_muon",
+    "scale_by_novograd",
+    "scale_by_optimistic_gradient",
+    "scale_by_polyak",
+    "scale_by_radam",
     "scale_by_rms",
+    "scale_by_rprop",
     "scale_by_rss",
     "scale_by_schedule",
+    "scale_by_shape",
+    "scale_by_sign",
+    "scale_by_sm3",
     "scale_by_stddev",
+    "scale_by_yogi",
+    "schedule_free",
+    "schedule_free_eval_params",
+    "selective_transform",
+    "skip_large_updates",
     "trace",
 ]
 

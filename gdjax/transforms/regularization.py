@@ -107,6 +107,8 @@ def _add_penalty(
         if updates is None:  # optax passes None through
             return None, new_state
         check_updates(updates, params)
+        if isinstance(strength, (int, float)) and strength == 0:
+            return updates, new_state  # as optax: no pass over the parameters for a zero penalty
         updates = as_arrays(updates)
         out = jax.tree.map(
             lambda g, p: None if g is None else (g + lam * penalty_grad(p)).astype(g.dtype),
