@@ -21,6 +21,15 @@ from gdjax.optimizers._adaptive import (
     nadam,
     rmsprop,
 )
+from gdjax.optimizers._second_order import (
+    gauss_newton,
+    hessian_free,
+    lbfgs,
+    levenberg_marquardt,
+    newton,
+    perturbed_gd,
+    simulated_annealing,
+)
 from gdjax.optimizers._sgd import momentum, nesterov, sgd
 
 __all__ = [
@@ -35,4 +44,13 @@ __all__ = [
     "nesterov",
     "rmsprop",
     "sgd",
+]
+__all__ += [
+    "gauss_newton",
+    "hessian_free",
+    "lbfgs",
+    "levenberg_marquardt",
+    "newton",
+    "perturbed_gd",
+    "simulated_annealing",
 ]

@@ -88,3 +88,42 @@ __all__ = [
     "scale_by_stddev",
     "trace",
 ]
+
+# --- beyond first order (issue 11): need value / grad / value_fn extra arguments -----------
+from gdjax.transforms.annealing import MetropolisState, metropolis
+from gdjax.transforms.lbfgs import ScaleByLBFGSState, scale_by_lbfgs
+from gdjax.transforms.least_squares import (
+    ScaleByGaussNewtonState,
+    ScaleByLevenbergMarquardtState,
+    scale_by_gauss_newton,
+    scale_by_levenberg_marquardt,
+)
+from gdjax.transforms.linesearch import (
+    ScaleByZoomLinesearchState,
+    ZoomLinesearchInfo,
+    scale_by_zoom_linesearch,
+)
+from gdjax.transforms.newton import (
+    ScaleByHessianFreeState,
+    ScaleByNewtonState,
+    scale_by_hessian_free,
+    scale_by_newton,
+)
+
+__all__ += [
+    "MetropolisState",
+    "ScaleByGaussNewtonState",
+    "ScaleByHessianFreeState",
+    "ScaleByLBFGSState",
+    "ScaleByLevenbergMarquardtState",
+    "ScaleByNewtonState",
+    "ScaleByZoomLinesearchState",
+    "ZoomLinesearchInfo",
+    "metropolis",
+    "scale_by_gauss_newton",
+    "scale_by_hessian_free",
+    "scale_by_lbfgs",
+    "scale_by_levenberg_marquardt",
+    "scale_by_newton",
+    "scale_by_zoom_linesearch",
+]
