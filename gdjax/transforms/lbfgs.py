@@ -165,19 +165,17 @@ def scale_by_lbfgs(
         else:
             gamma = jnp.ones([], dtype)
 
-        def clear(t):
-            return jax.tree.map(jnp.zeros_like, t)
+        def clear_if(flag, t):
+            return jax.tree.map(lambda x: jnp.where(flag, jnp.zeros_like(x), x), t)
 
-        s_mem, y_mem, rho = jax.lax.cond(
-            restart, clear, lambda t: t, (s_mem, y_mem, rho)
-        )  # fmt: skip
+        s_mem, y_mem, rho = clear_if(restart, (s_mem, y_mem, rho))
         direction = _two_loop(updates, s_mem, y_mem, rho, gamma, slot, memory_size)
         curvature = optax.tree.real(optax.tree.vdot(updates, direction))
         descends = (curvature > 0) & jnp.isfinite(curvature)
         nonzero = grad_norm > 0
         reset = nonzero & ~descends  # not a descent direction: start again from the gradient
         direction = optax.tree.where(reset, optax.tree.scale(restart_scale, updates), direction)
-        s_mem, y_mem, rho = jax.lax.cond(reset, clear, lambda t: t, (s_mem, y_mem, rho))
+        s_mem, y_mem, rho = clear_if(reset, (s_mem, y_mem, rho))
         gamma = jnp.where(reset, restart_scale, gamma)
         direction = optax.tree.cast_like(direction, updates)
         return direction, ScaleByLBFGSState(
