@@ -105,6 +105,23 @@ def _check_finite(params: Any) -> None:
             )
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_output_shape(fun: Callable, treedef: Any, avals: tuple) -> Any:
+    leaves = [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in avals]
+    return jax.eval_shape(fun, jax.tree.unflatten(treedef, leaves))
+
+
+def _output_shape(fun: Callable, params: Any) -> Any:
+    """``jax.eval_shape(fun, params)``, remembered per function and parameter shapes (tracing
+    ``fun`` on every call would cost more than a warm solve)."""
+    leaves, treedef = jax.tree.flatten(params)
+    avals = tuple((tuple(np.shape(x)), jnp.result_type(x)) for x in leaves)
+    try:
+        return _cached_output_shape(fun, treedef, avals)
+    except TypeError:  # an unhashable callable
+        return jax.eval_shape(fun, params)
+
+
 def _check_tolerance(name: str, value: Any) -> None:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if not value >= 0 or math.isnan(value):
@@ -209,7 +226,7 @@ def minimize(
                 "floating point"
             )
     _check_finite(params)
-    out = jax.eval_shape(fun, params)
+    out = _output_shape(fun, params)
     if not (hasattr(out, "shape") and out.shape == ()):
         shape = getattr(out, "shape", type(out).__name__)
         raise ValueError(

@@ -93,14 +93,26 @@ def test_same_key_same_chain_and_vmap_over_keys_matches_single_chains():
     keys = jax.random.split(jax.random.key(5), 3)
     run = lambda key: chain(gdjax.metropolis(1.0, 0.5, key=key), f, jnp.ones(2), 50)(jnp.ones(2))  # noqa: E731
     batched = jax.jit(jax.vmap(run))(keys)
-    single = run(keys[1])
-    np.testing.assert_array_equal(batched[0][1], single[0])
-    np.testing.assert_array_equal(single[0], run(keys[1])[0])
+    single = jax.jit(run)
+    np.testing.assert_array_equal(batched[0][1], single(keys[1])[0])
+    np.testing.assert_array_equal(single(keys[1])[0], single(keys[1])[0])
     assert not np.array_equal(batched[0][0], batched[0][1])
     # the best point is the lowest position visited
     best = np.asarray(batched[1].best_value)
     visited = np.asarray(jax.vmap(jax.vmap(f))(batched[0]))
     np.testing.assert_allclose(best, np.minimum(visited.min(axis=1), float(f(jnp.ones(2)))))
+
+
+def test_a_key_passed_to_update_replaces_the_own_key():
+    x, f = jnp.zeros(3), lambda x: jnp.sum(x**2)
+    moves = []
+    for seed in (0, 1):
+        opt = gdjax.metropolis(1e6, 0.1, key=seed)  # hot: every proposal is accepted
+        moves.append(opt.update(None, opt.init(x), x, value_fn=f, key=jax.random.key(9))[0])
+    np.testing.assert_array_equal(moves[0], moves[1])
+    own = [gdjax.metropolis(1e6, 0.1, key=s) for s in (0, 1)]
+    mine = [o.update(None, o.init(x), x, value_fn=f)[0] for o in own]
+    assert not np.array_equal(mine[0], mine[1])
 
 
 def test_bad_arguments():

@@ -30,11 +30,11 @@ def test_hvp_and_hessian_match_the_hand_derived_hessian():
     h[0, 0] = 2.0
     h[1:, 1:] = a + 3.0 * np.diag(x**2)
     v = {"s": jnp.asarray(-1.0), "x": jnp.arange(5.0)}
-    hv = curvature.hvp(f, params, v)
+    hv, dense = jax.jit(lambda p, v: (curvature.hvp(f, p, v), curvature.hessian(f, p)))(params, v)
     expected = h @ np.concatenate([[-1.0], np.arange(5.0)])
     np.testing.assert_allclose(hv["s"], expected[0], rtol=1e-5)
     np.testing.assert_allclose(hv["x"], expected[1:], rtol=1e-5)
-    np.testing.assert_allclose(curvature.hessian(f, params), h, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dense, h, rtol=1e-5, atol=1e-5)
     assert curvature.num_params(params) == 6
 
 
@@ -58,20 +58,24 @@ def test_lanczos_extreme_eigenvalues_match_eigh():
     a = (q * eig) @ q.T
     aj = jnp.asarray(a, jnp.float32)
     f = lambda x: 0.5 * x @ aj @ x  # noqa: E731
-    key = jax.random.key(0)
-    spectrum = jax.jit(lambda x: curvature.hessian_eigenvalues(f, x, key=key, num_iters=25))(
-        jnp.zeros(40)
-    )
+
+    @jax.jit
+    @jax.vmap  # jittable and vmappable (over keys here): fit's per-epoch sharpness diagnostic
+    def measure(key):
+        x = jnp.zeros(40)
+        power = curvature.top_hessian_eigenvalue(f, x, key=key, num_iters=200, method="power")
+        return curvature.hessian_eigenvalues(f, x, key=key, num_iters=25), power
+
+    spectra, power = measure(jax.random.split(jax.random.key(0), 2))
+    np.testing.assert_allclose(spectra.max_eigenvalue, [25.0, 25.0], rtol=1e-4)
+    np.testing.assert_allclose(power, [25.0, 25.0], rtol=1e-3)
+    spectrum = jax.tree.map(lambda v: v[0], spectra)
     exact = np.linalg.eigh(a)
     assert float(spectrum.max_eigenvalue) == pytest.approx(exact.eigenvalues[-1], rel=1e-4)
     assert float(spectrum.min_eigenvalue) == pytest.approx(exact.eigenvalues[0], rel=1e-4)
     # the directions are the eigenvectors (up to sign)
     assert abs(np.dot(spectrum.max_vector, exact.eigenvectors[:, -1])) == pytest.approx(1, abs=1e-3)
     assert abs(np.dot(spectrum.min_vector, exact.eigenvectors[:, 0])) == pytest.approx(1, abs=1e-3)
-    power = curvature.top_hessian_eigenvalue(
-        f, jnp.zeros(40), key=key, num_iters=200, method="power"
-    )
-    assert float(power) == pytest.approx(25.0, rel=1e-3)
 
 
 def test_lanczos_restarts_when_the_krylov_space_is_exhausted():
@@ -80,41 +84,38 @@ def test_lanczos_restarts_when_the_krylov_space_is_exhausted():
     u = np.ones(8) / np.sqrt(8)
     a = 2.0 * np.eye(8) + 5.0 * np.outer(u, u)  # eigenvalues 7 (once) and 2 (seven times)
     aj = jnp.asarray(a, jnp.float32)
-    spectrum = curvature.hessian_eigenvalues(
-        lambda x: 0.5 * x @ aj @ x, jnp.zeros(8), key=jax.random.key(1), num_iters=8
-    )
+    f = lambda x: 0.5 * x @ aj @ x  # noqa: E731
+    key = jax.random.key(1)
+    spectrum, top = jax.jit(
+        lambda x: (
+            curvature.hessian_eigenvalues(f, x, key=key, num_iters=8),
+            curvature.top_hessian_eigenvalue(f, x, key=key, num_iters=8),
+        )
+    )(jnp.zeros(8))
     np.testing.assert_allclose(np.sort(spectrum.eigenvalues), [2.0] * 7 + [7.0], rtol=1e-4)
+    assert float(top) == pytest.approx(7.0, rel=1e-5)
 
 
-def test_top_hessian_eigenvalue_is_jittable_and_vmappable_over_points():
-    def f(p):  # Hessian diag(2 + 6 x0^2, 2)
-        return p[0] ** 2 + p[1] ** 2 + 0.5 * p[0] ** 4
+def saddle(p):
+    """Saddle at the origin (Hessian eigenvalues 2, -2), minima -1 at (0, ±√2)."""
+    return p[0] ** 2 - p[1] ** 2 + 0.25 * p[1] ** 4
 
-    points = jnp.array([[0.0, 0.0], [1.0, 0.0], [2.0, 3.0]])
-    keys = jax.random.split(jax.random.key(0), 3)
-    top = jax.jit(
-        jax.vmap(lambda p, k: curvature.top_hessian_eigenvalue(f, p, key=k, num_iters=2))
-    )(points, keys)
-    np.testing.assert_allclose(top, [2.0, 8.0, 26.0], rtol=1e-5)
+
+classify = jax.jit(lambda p: curvature.saddle_test(saddle, p, key=jax.random.key(0)))
 
 
 def test_saddle_test_classifies_points_and_gives_the_descent_direction():
-    def f(p):  # saddle at the origin, minima at (0, ±√2)
-        return p["x"] ** 2 - p["y"] ** 2 + 0.25 * p["y"] ** 4
-
-    key = jax.random.key(0)
-    at_saddle = curvature.saddle_test(f, {"x": 0.0, "y": 0.0}, key=key)
+    at_saddle = classify(jnp.zeros(2))
     assert bool(at_saddle.is_saddle) and not bool(at_saddle.is_minimum)
     assert float(at_saddle.min_eigenvalue) == pytest.approx(-2.0, rel=1e-5)
     assert float(at_saddle.max_eigenvalue) == pytest.approx(2.0, rel=1e-5)
     d = at_saddle.direction
-    assert abs(float(d["y"])) == pytest.approx(1.0, abs=1e-5) and abs(float(d["x"])) < 1e-5
-    eps = 0.1  # f decreases along the direction although the gradient vanishes
-    assert float(f({"x": eps * d["x"], "y": eps * d["y"]})) < 0.0
-    at_min = curvature.saddle_test(f, {"x": 0.0, "y": float(np.sqrt(2.0))}, key=key)
+    assert abs(float(d[1])) == pytest.approx(1.0, abs=1e-5) and abs(float(d[0])) < 1e-5
+    assert float(saddle(0.1 * d)) < 0.0  # f decreases along it although the gradient vanishes
+    at_min = classify(jnp.array([0.0, np.sqrt(2.0)]))
     assert bool(at_min.is_minimum) and not bool(at_min.is_saddle)
     assert float(at_min.min_eigenvalue) == pytest.approx(2.0, rel=1e-4)
-    away = curvature.saddle_test(f, {"x": 1.0, "y": 0.0}, key=key)
+    away = classify(jnp.array([1.0, 0.0]))
     assert not bool(away.is_critical) and float(away.grad_norm) == pytest.approx(2.0)
 
 

@@ -51,12 +51,31 @@ def _standardize(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(0)) / np.where(std > 0, std, 1.0)
 
 
+def logistic_data() -> tuple[np.ndarray, np.ndarray]:
+    """Breast cancer, standardised, float64 features and 0/1 targets."""
+    x, y = load_sklearn("breast_cancer")
+    return _standardize(x.astype(np.float64)), y.astype(np.float64)
+
+
+def digits_data() -> tuple[np.ndarray, np.ndarray]:
+    """Digits, standardised (constant pixels left at 0), float64 features and int labels."""
+    x, y = load_sklearn("digits")
+    return _standardize(x.astype(np.float64)), np.asarray(y)
+
+
+def exponential_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(t, y, start)``: 60 noisy points of 2 exp(-1.3 t) + 0.5 exp(-0.2 t), and a start."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 4.0, 60)
+    y = 2.0 * np.exp(-1.3 * t) + 0.5 * np.exp(-0.2 * t) + 0.01 * rng.normal(size=t.size)
+    return t, y, np.array([1.0, 1.0, 1.0, 0.1])
+
+
 def breast_cancer_logistic() -> Problem:
     """Binary logistic regression, standardised features, L2 = 1/N (scikit-learn's C = 1)."""
     from sklearn.linear_model import LogisticRegression
 
-    x, y = load_sklearn("breast_cancer")
-    x, y = _standardize(x.astype(np.float64)), y.astype(np.float64)
+    x, y = logistic_data()
     n = len(y)
     xj, yj = jnp.asarray(x), jnp.asarray(y)
 
@@ -74,8 +93,7 @@ def digits_multinomial() -> Problem:
     """Multinomial logistic regression on digits (650 parameters), L2 = 1/N on the weights."""
     from sklearn.linear_model import LogisticRegression
 
-    x, y = load_sklearn("digits")
-    x = _standardize(x.astype(np.float64))
+    x, y = digits_data()
     n, classes = len(y), 10
     xj, onehot = jnp.asarray(x), jax.nn.one_hot(jnp.asarray(y), classes, dtype=jnp.float64)
 
@@ -94,10 +112,7 @@ def exponential_fit(seed: int = 0) -> Problem:
     """Nonlinear least squares: y = a exp(-b t) + c exp(-d t) + noise, 60 points."""
     from scipy.optimize import least_squares
 
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0.0, 4.0, 60)
-    y = 2.0 * np.exp(-1.3 * t) + 0.5 * np.exp(-0.2 * t) + 0.01 * rng.normal(size=t.size)
-    start = np.array([1.0, 1.0, 1.0, 0.1])
+    t, y, start = exponential_data(seed)
 
     def residuals_np(p):
         return p[0] * np.exp(-p[1] * t) + p[2] * np.exp(-p[3] * t) - y
