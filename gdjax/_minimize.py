@@ -195,7 +195,7 @@ def minimize(
         >>> import jax, jax.numpy as jnp, gdjax
         >>> f = lambda p: jnp.sum((p["w"] - 1.0) ** 2) + p["b"] ** 2
         >>> p0 = {"w": jnp.zeros(3), "b": jnp.array(2.0)}
-        >>> res = gdjax.minimize(f, p0, method=gdjax.newton())
+        >>> res = gdjax.minimize(f, p0, method=gdjax.sgd(0.5), tol=1e-5)
         >>> res.reason, int(res.steps), round(float(res.value), 6)
         ('gradient norm below tol', 1, 0.0)
         >>> starts = jnp.linspace(-2.0, 2.0, 5)  # many starts, one program

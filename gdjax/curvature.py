@@ -20,10 +20,13 @@ take ``fun(params) -> scalar`` and parameters of any pytree structure.
 
 Examples:
     >>> import jax, jax.numpy as jnp, gdjax
-    >>> f = lambda p: p["x"] ** 2 - p["y"] ** 2  # a saddle at the origin
-    >>> test = gdjax.curvature.saddle_test(f, {"x": 0.0, "y": 0.0}, key=jax.random.key(0))
+    >>> f = lambda p: p[0] ** 2 - p[1] ** 2  # a saddle at the origin
+    >>> classify = jax.jit(lambda p: gdjax.curvature.saddle_test(f, p, key=jax.random.key(0)))
+    >>> test = classify(jnp.zeros(2))
     >>> bool(test.is_saddle), round(float(test.min_eigenvalue), 3)
     (True, -2.0)
+    >>> [round(abs(float(v)), 3) for v in test.direction]  # escape along ±y
+    [0.0, 1.0]
 """
 
 from __future__ import annotations
@@ -275,7 +278,8 @@ def hessian_eigenvalues(
     Examples:
         >>> import jax, jax.numpy as jnp, gdjax
         >>> f = lambda x: 0.5 * (3.0 * x[0] ** 2 - x[1] ** 2 + 0.5 * x[2] ** 2)
-        >>> s = gdjax.curvature.hessian_eigenvalues(f, jnp.zeros(3), key=jax.random.key(0))
+        >>> spectrum = jax.jit(lambda x: gdjax.curvature.hessian_eigenvalues(f, x, key=jax.random.key(0)))
+        >>> s = spectrum(jnp.zeros(3))
         >>> round(float(s.max_eigenvalue), 4), round(float(s.min_eigenvalue), 4)
         (3.0, -1.0)
     """
@@ -339,8 +343,8 @@ def top_hessian_eigenvalue(
     Examples:
         >>> import jax, jax.numpy as jnp, gdjax
         >>> f = lambda x: 0.5 * jnp.sum(jnp.array([1.0, 4.0, 10.0]) * x**2)
-        >>> lam = gdjax.curvature.top_hessian_eigenvalue(f, jnp.ones(3), key=jax.random.key(0))
-        >>> round(float(lam), 4)
+        >>> sharpness = jax.jit(lambda x: gdjax.curvature.top_hessian_eigenvalue(f, x, key=jax.random.key(0)))
+        >>> round(float(sharpness(jnp.ones(3))), 4)
         10.0
     """
     if method == "lanczos":

@@ -120,10 +120,13 @@ def newton(
 
     Examples:
         >>> import jax.numpy as jnp, gdjax
-        >>> f = lambda w: jnp.sum(jnp.logaddexp(0.0, -w * jnp.array([1.0, 2.0]))) + jnp.sum(w**2)
-        >>> res = gdjax.minimize(f, jnp.zeros(2), method=gdjax.newton(), tol=1e-6)
-        >>> bool(res.converged), int(res.steps) <= 5
-        (True, True)
+        >>> opt = gdjax.newton(damping=1e-4)  # run it with gdjax.minimize(f, params, method=opt)
+        >>> opt.init(jnp.zeros(3))[0].positive_definite
+        Array(True, dtype=bool)
+        >>> gdjax.newton().init(jnp.zeros(6000))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: scale_by_newton: the parameters have 6,000 entries, ... Use gdjax.hessian_free ...
     """
     direction = scale_by_newton(damping, max_params=max_params)
     return _scaled(direction, learning_rate, linesearch)
@@ -156,10 +159,10 @@ def hessian_free(
 
     Examples:
         >>> import jax.numpy as jnp, gdjax
-        >>> f = lambda w: jnp.sum(jnp.cosh(w - 1.0))
-        >>> res = gdjax.minimize(f, jnp.zeros(3), method=gdjax.hessian_free(1e-3), tol=1e-5)
-        >>> bool(res.converged)
-        True
+        >>> opt = gdjax.hessian_free(damping=1e-3, cg_max_steps=20)
+        >>> state = opt.init({"w": jnp.zeros(3)})  # run it with gdjax.minimize(f, params, method=opt)
+        >>> round(float(state[0].damping), 6)
+        0.001
     """
     return chain(
         scale_by_hessian_free(
@@ -195,12 +198,16 @@ def gauss_newton(
         linesearch: a line search transformation, or ``None``.
 
     Examples:
-        >>> import jax.numpy as jnp, gdjax
+        >>> import jax, jax.numpy as jnp, gdjax
         >>> t = jnp.linspace(0.0, 2.0, 8)
         >>> r = lambda p: p[0] * jnp.exp(-p[1] * t) - 2.0 * jnp.exp(-1.5 * t)
-        >>> f = lambda p: 0.5 * jnp.sum(r(p) ** 2)
-        >>> res = gdjax.minimize(f, jnp.array([1.0, 1.0]), method=gdjax.gauss_newton(r), tol=1e-6)
-        >>> [round(float(v), 3) for v in res.params]
+        >>> opt = gdjax.gauss_newton(r, learning_rate=1.0, linesearch=None)  # pure Gauss-Newton
+        >>> p, state = jnp.array([1.0, 1.0]), opt.init(jnp.array([1.0, 1.0]))
+        >>> step = jax.jit(lambda p, state: opt.update(p, state, p))
+        >>> for _ in range(6):
+        ...     u, state = step(p, state)
+        ...     p = p + u
+        >>> [round(float(v), 3) for v in p]
         [2.0, 1.5]
     """
     return _scaled(scale_by_gauss_newton(residual_fn, damping), learning_rate, linesearch)
@@ -224,12 +231,11 @@ def levenberg_marquardt(
 
     Examples:
         >>> import jax.numpy as jnp, gdjax
-        >>> t = jnp.linspace(0.0, 2.0, 8)
-        >>> r = lambda p: p[0] * jnp.exp(-p[1] * t) - 2.0 * jnp.exp(-1.5 * t)
-        >>> f = lambda p: 0.5 * jnp.sum(r(p) ** 2)
-        >>> res = gdjax.minimize(f, jnp.array([1.0, 1.0]), method=gdjax.levenberg_marquardt(r))
-        >>> [round(float(v), 3) for v in res.params]
-        [2.0, 1.5]
+        >>> r = lambda p: jnp.array([10.0 * (p[1] - p[0] ** 2), 1.0 - p[0]])  # Rosenbrock
+        >>> opt = gdjax.levenberg_marquardt(r)
+        >>> state = opt.init(jnp.zeros(2))  # run it with gdjax.minimize(f, params, method=opt)
+        >>> state[0].nu
+        Array(2., dtype=float32)
     """
     return chain(scale_by_levenberg_marquardt(residual_fn, damping))
 
@@ -257,13 +263,11 @@ def simulated_annealing(
         key: PRNG key or integer seed.
 
     Examples:
-        >>> import jax.numpy as jnp, gdjax
-        >>> f = lambda x: jnp.sum(x**2 - 10 * jnp.cos(2 * jnp.pi * x)) + 10 * x.size
-        >>> cool = gdjax.schedules.exponential_decay(10.0, 3000, 1e-3)
-        >>> sa = gdjax.simulated_annealing(cool, 0.3, key=0)
-        >>> res = gdjax.minimize(f, jnp.array([3.2, -2.9]), method=sa, max_steps=3000)
-        >>> bool(res.value < 1.0)
-        True
+        >>> import gdjax
+        >>> cool = gdjax.schedules.exponential_decay(10.0, transition_steps=3000, decay_rate=1e-3)
+        >>> sa = gdjax.simulated_annealing(temperature=cool, proposal_scale=0.3, key=0)
+        >>> [round(float(cool(k)), 3) for k in (0, 1500, 3000)]  # T_k: 10 -> 0.01
+        [10.0, 0.316, 0.01]
     """
     return chain(metropolis(temperature, proposal_scale, key))
 
@@ -294,10 +298,11 @@ def perturbed_gd(
 
     Examples:
         >>> import jax.numpy as jnp, gdjax
-        >>> f = lambda p: p[0] ** 2 - p[1] ** 2 + 0.25 * p[1] ** 4  # saddle at 0, minima at y=±√2
-        >>> res = gdjax.minimize(f, jnp.array([1.0, 0.0]), method=gdjax.perturbed_gd(0.05, 1e-3, 1e-2), max_steps=500)
-        >>> round(float(res.value), 3)
-        -1.0
+        >>> opt = gdjax.perturbed_gd(0.05, threshold=1e-3, radius=1e-2, key=0)
+        >>> g = jnp.array([0.5, 0.0])  # far from critical: a plain gradient step
+        >>> u, _ = opt.update(g, opt.init(g), g)
+        >>> bool(jnp.all(u == -0.05 * g))
+        True
     """
     _checks.non_negative("learning_rate", learning_rate, schedule_ok=True)
     _checks.non_negative("threshold", threshold)

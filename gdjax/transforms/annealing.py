@@ -70,10 +70,11 @@ def metropolis(
         >>> import jax, jax.numpy as jnp, gdjax
         >>> f = lambda x: jnp.sum(x**2)
         >>> opt = gdjax.metropolis(temperature=0.1, proposal_scale=0.5, key=0)
+        >>> step = jax.jit(lambda x, state: opt.update(None, state, x, value_fn=f))
         >>> x = jnp.array([2.0, -1.0])
         >>> state = opt.init(x)
         >>> for _ in range(200):
-        ...     u, state = opt.update(None, state, x, value_fn=f)
+        ...     u, state = step(x, state)
         ...     x = gdjax.apply_updates(x, u)
         >>> bool(state.best_value < 0.1)
         True

@@ -100,10 +100,10 @@ def scale_by_lbfgs(
         scale_init_precond: use $\gamma_k$ above (a Python bool).
 
     Examples:
-        >>> import jax.numpy as jnp, gdjax
+        >>> import jax, jax.numpy as jnp, gdjax
         >>> opt = gdjax.scale_by_lbfgs(memory_size=5)
         >>> w = jnp.array([3.0, 4.0])
-        >>> p, state = opt.update(w, opt.init(w), w)  # first step: g / max(1, |g|)
+        >>> p, state = jax.jit(opt.update)(w, opt.init(w), w)  # first step: g / max(1, |g|)
         >>> p
         Array([0.6, 0.8], dtype=float32)
     """

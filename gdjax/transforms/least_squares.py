@@ -155,8 +155,9 @@ def scale_by_levenberg_marquardt(
         >>> r = lambda p: jnp.exp(p * t) - jnp.exp(0.5 * t)
         >>> opt = gdjax.scale_by_levenberg_marquardt(r)
         >>> p, state = jnp.array(0.0), opt.init(jnp.array(0.0))
+        >>> step = jax.jit(lambda p, state: opt.update(p, state, p))
         >>> for _ in range(10):
-        ...     u, state = opt.update(p, state, p)
+        ...     u, state = step(p, state)
         ...     p = gdjax.apply_updates(p, u)
         >>> round(float(p), 4)
         0.5

@@ -165,11 +165,13 @@ def scale_by_zoom_linesearch(
         >>> import jax, jax.numpy as jnp, gdjax
         >>> f = lambda w: jnp.sum((w - 3.0) ** 2)
         >>> opt = gdjax.chain(gdjax.scale(-1.0), gdjax.scale_by_zoom_linesearch(20))
+        >>> @jax.jit
+        ... def step(w, state):
+        ...     value, grad = jax.value_and_grad(f)(w)
+        ...     u, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=f)
+        ...     return gdjax.apply_updates(w, u), state
         >>> w = jnp.zeros(2)
-        >>> state = opt.init(w)
-        >>> value, grad = jax.value_and_grad(f)(w)
-        >>> u, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=f)
-        >>> gdjax.apply_updates(w, u)  # the exact minimizer along -grad
+        >>> step(w, opt.init(w))[0]  # the exact minimizer along -grad
         Array([3., 3.], dtype=float32)
     """
     _checks.positive_int("max_linesearch_steps", max_linesearch_steps)

@@ -76,7 +76,7 @@ def scale_by_newton(
         >>> f = lambda w: 2.0 * w[0] ** 2 + 0.5 * w[1] ** 2
         >>> w = jnp.array([1.0, 1.0])
         >>> opt = gdjax.scale_by_newton()
-        >>> d, _ = opt.update(jax.grad(f)(w), opt.init(w), w, value_fn=f)
+        >>> d, _ = jax.jit(lambda w: opt.update(jax.grad(f)(w), opt.init(w), w, value_fn=f))(w)
         >>> w - d  # one Newton step lands on the minimum of a quadratic
         Array([0., 0.], dtype=float32)
     """
@@ -208,8 +208,7 @@ def scale_by_hessian_free(
         >>> f = lambda w: jnp.sum(jnp.array([1.0, 10.0, 100.0]) * (w - 1.0) ** 2)
         >>> opt = gdjax.scale_by_hessian_free(damping=1e-6)
         >>> w = jnp.zeros(3)
-        >>> value, grad = jax.value_and_grad(f)(w)
-        >>> u, _ = opt.update(grad, opt.init(w), w, value=value, value_fn=f)
+        >>> u, _ = jax.jit(lambda w: opt.update(jax.grad(f)(w), opt.init(w), w, value_fn=f))(w)
         >>> [round(float(v), 4) for v in gdjax.apply_updates(w, u)]
         [1.0, 1.0, 1.0]
     """
