@@ -122,6 +122,12 @@ def _output_shape(fun: Callable, params: Any) -> Any:
         return jax.eval_shape(fun, params)
 
 
+@functools.lru_cache(maxsize=64)
+def _with_extra_args(method: optax.GradientTransformation) -> optax.GradientTransformation:
+    """``optax.with_extra_args_support``, once per method (the same object keeps the cache)."""
+    return optax.with_extra_args_support(method)
+
+
 def _check_tolerance(name: str, value: Any) -> None:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if not value >= 0 or math.isnan(value):
@@ -237,6 +243,8 @@ def minimize(
     if key is not None and not isinstance(key, jax.Array):
         raise TypeError(f"key must be a jax.random key or None; got {key!r}")
     params = jax.tree.map(jnp.asarray, params)
+    if not isinstance(method, optax.GradientTransformationExtraArgs):
+        method = _with_extra_args(method)  # e.g. optax.scale(-0.1): ignores value, grad, ...
     return _solve(
         params,
         tol,

@@ -57,6 +57,9 @@ def test_budget_relative_change_and_non_finite_stops():
 def test_an_optax_optimizer_as_method():
     res = gdjax.minimize(quadratic, P0, method=optax.adam(0.1), tol=1e-4, max_steps=3000)
     assert res.converged and float(res.value) < 1e-8
+    # a bare GradientTransformation (no extra arguments) works too: f_k = 0.64^k f_0 again
+    bare = gdjax.minimize(quadratic, P0, method=optax.scale(-0.1), max_steps=3)
+    np.testing.assert_allclose(bare.history["value"], 14.0 * 0.64 ** np.arange(4), rtol=1e-5)
 
 
 def test_vmap_over_starting_points_and_learning_rates():

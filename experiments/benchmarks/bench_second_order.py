@@ -193,20 +193,25 @@ def run_optimistix(problem, repeats, least_squares=False):
         return None
     if least_squares:
         solver = optx.LevenbergMarquardt(rtol=1e-12, atol=1e-12)
-        solve = jax.jit(
-            lambda x0: optx.least_squares(
-                lambda x, _: problem.residuals(x), solver, x0, max_steps=2000, throw=False
-            )
-        )
         x0, fun = problem.start, problem.fun
+
+        def solve_once(x0):
+            residuals = lambda x, _: problem.residuals(x)  # noqa: E731
+            return optx.least_squares(residuals, solver, x0, max_steps=2000, throw=False)
     else:
         fun, x0, _ = flat_problem(problem)
         solver = optx.LBFGS(rtol=1e-12, atol=1e-12)
-        solve = jax.jit(
-            lambda x0: optx.minimise(lambda x, _: fun(x), solver, x0, max_steps=2000, throw=False)
-        )
-    sol, cold, warm = timed(lambda: solve(x0), repeats)
-    return int(sol.stats["num_steps"]), float(fun(sol.value)), cold, warm
+
+        def solve_once(x0):
+            return optx.minimise(lambda x, _: fun(x), solver, x0, max_steps=2000, throw=False)
+
+    @jax.jit
+    def solve(x0):  # only arrays leave the jitted function
+        sol = solve_once(x0)
+        return sol.value, sol.stats["num_steps"]
+
+    (value, steps), cold, warm = timed(lambda: solve(x0), repeats)
+    return int(steps), float(fun(value)), cold, warm
 
 
 def run_scipy(fg, hessp, x0, method, repeats):
