@@ -107,3 +107,9 @@ __all__ += [
     "TensorBoardLogger",
     "summary",
 ]
+
+# --- beyond first order: curvature, second-order methods, minimize (issue 11) --------------
+from gdjax import curvature  # noqa: E402
+from gdjax._minimize import STOP_REASONS, MinimizeResult, minimize  # noqa: E402
+
+__all__ += ["STOP_REASONS", "MinimizeResult", "curvature", "minimize"]

@@ -35,6 +35,7 @@ EXPECTED = {
         "d_rnn_sentiment",
         "e_transformer_finetune",
     },
+    "second_order": {"convex", "mlp", "saddle", "global_search"},
 }
 
 

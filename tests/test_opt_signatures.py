@@ -24,6 +24,8 @@ EXCEPTIONS: dict[str, str] = {
         "decay_rate_fn defaults to gdjax's own function, not optax's private _decay_rate_pow; "
         "the same values, 1 - (t + 1) ** -c in float32 (the parity tests check it)"
     ),
+    "lbfgs": "the default linesearch is gdjax's scale_by_zoom_linesearch with optax's settings "
+    "(20 evaluations, first trial step 1), a different object from optax's default",
 }
 
 

@@ -112,7 +112,10 @@ def test_every_named_optimizer_is_checked_under_a_schedule():
     from tests.test_modern_methods import CHECKED as MODERN
     from tests.test_opt_more_parity import CHECKED as MORE
 
-    assert set(SCHEDULED) | set(NEW_OPTIMIZERS) | MORE | MODERN == set(gdjax.optimizers.__all__)
+    from tests.test_second_order import CHECKED as SECOND_ORDER
+
+    checked = set(SCHEDULED) | set(NEW_OPTIMIZERS) | MORE | MODERN | SECOND_ORDER
+    assert checked == set(gdjax.optimizers.__all__)
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULED))

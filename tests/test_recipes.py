@@ -39,14 +39,14 @@ def _named_optimizers():
 def _run(opt):
     state = opt.init(PARAMS)
     params, outs = PARAMS, []
-    # methods that read the loss (Polyak's step) get one; the rest ignore extra arguments
-    extra = (
-        {"value": jnp.asarray(1.0)}
-        if isinstance(opt, optax.GradientTransformationExtraArgs)
-        else {}
-    )
+    # methods that read the loss (Polyak's step, line searches, Newton) get it; the rest ignore it
+    def value_fn(p):
+        return 0.5 * sum(jnp.sum(x**2) for x in jax.tree.leaves(p))
+
+    extra = isinstance(opt, optax.GradientTransformationExtraArgs)
     for g in GRADS:
-        updates, state = opt.update(g, state, params, **extra)
+        kw = {"value": value_fn(params), "grad": g, "value_fn": value_fn} if extra else {}
+        updates, state = opt.update(g, state, params, **kw)
         params = optax.apply_updates(params, updates)
         outs.append(params)
     return outs

@@ -1,6 +1,7 @@
 """Study 9: five misconceptions about gradient descent, each checked on a problem built for it.
 
-(a) local vs global minima: multi-start GD on the Rastrigin function, simulated annealing beside it;
+(a) local vs global minima: multi-start GD on the Rastrigin function, simulated annealing
+(``gdjax.simulated_annealing``) beside it;
 (b) fixed vs adaptive learning rates: SGD against AdaGrad / RMSprop / Adam on ill-conditioned
 quadratics (axis-aligned and rotated), each with its best rate from a vmapped grid;
 (c) saddle points: GD started on a saddle's stable manifold stays, perturbed GD escapes;
@@ -33,36 +34,20 @@ def rastrigin(x: jax.Array) -> jax.Array:
     return 10.0 * x.shape[-1] + jnp.sum(x**2 - 10.0 * jnp.cos(2 * jnp.pi * x), axis=-1)
 
 
-def simulated_annealing(
-    f, x0: np.ndarray, seed: int, steps: int, t0: float, t1: float, step: float
-) -> jax.Array:
-    """Metropolis random walk with a geometric temperature schedule from ``t0`` to ``t1``.
+def anneal(starts: np.ndarray, seed: int, steps: int, t0: float, t1: float, step: float):
+    """``gdjax.simulated_annealing`` from every row of ``starts`` (independent keyed chains, all
+    in one vmapped program), temperature falling geometrically from ``t0`` to ``t1``.
 
-    Returns the best point seen by each chain (rows of ``x0`` are independent chains).
+    Returns the best point each chain saw.
     """
-    temps = t0 * (t1 / t0) ** (jnp.arange(steps) / max(steps - 1, 1))
+    cooling = gdjax.schedules.exponential_decay(t0, max(steps - 1, 1), t1 / t0)
+    keys = jax.random.split(jax.random.key(seed), starts.shape[0])
 
-    def chain(x, k):
-        def body(carry, xs):
-            x, fx, best, fbest = carry
-            t, k = xs
-            k1, k2 = jax.random.split(k)
-            y = x + step * jax.random.normal(k1, x.shape)
-            fy = f(y)
-            accept = jax.random.uniform(k2) < jnp.exp(-(fy - fx) / t)
-            x, fx = jnp.where(accept, y, x), jnp.where(accept, fy, fx)
-            better = fx < fbest
-            return (x, fx, jnp.where(better, x, best), jnp.where(better, fx, fbest)), None
+    def chain(x0, key):
+        sa = gdjax.simulated_annealing(cooling, step, key=key)
+        return gdjax.minimize(rastrigin, x0, method=sa, max_steps=steps, history=False).params
 
-        fx = f(x)
-        (_, _, best, _), _ = jax.lax.scan(body, (x, fx, x, fx), (temps, jax.random.split(k, steps)))
-        return best
-
-    def run_all(x0):
-        keys = jax.random.split(jax.random.key(seed), x0.shape[0])
-        return jax.vmap(chain)(x0, keys)
-
-    return jax.jit(run_all)(x0)
+    return jax.jit(jax.vmap(chain))(jnp.asarray(starts), keys)
 
 
 def part_a(ctx: Context, seed: int) -> dict:
@@ -72,7 +57,7 @@ def part_a(ctx: Context, seed: int) -> dict:
     _, gd_vals = minimize_sweep(
         rastrigin, starts, lambda h: gdjax.sgd(h["learning_rate"]), lr, steps=2000
     )
-    sa_best = simulated_annealing(rastrigin, starts, seed, ctx.pick(2000, 20000), 10.0, 0.01, 0.3)
+    sa_best = anneal(starts, seed, ctx.pick(2000, 20000), 10.0, 0.01, 0.3)
     # polish SA's best point with the same gradient descent, so both end at a stationary point
     _, sa_vals = minimize_sweep(
         rastrigin, sa_best, lambda h: gdjax.sgd(h["learning_rate"]), lr, steps=2000
@@ -336,8 +321,9 @@ def read_a(a: dict) -> str:
     return (
         f"Gradient descent (lr 0.002, 2000 steps) stops in the minimum of the basin it starts in: "
         f"{a['gd_distinct_minima_values']} distinct final values (Rastrigin's local minima sit near "
-        f"1, 2, 4, 5, 8, …), {pct(gd)} at the global one. Simulated annealing (Metropolis walk, "
-        f"temperature 10 → 0.01, then the same GD to polish) ends there from {pct(sa)} of the same "
+        f"1, 2, 4, 5, 8, …), {pct(gd)} at the global one. Simulated annealing "
+        f"(`gdjax.simulated_annealing`: Metropolis walk, temperature 10 → 0.01, then the same GD to "
+        f"polish) ends there from {pct(sa)} of the same "
         f"starts. Mean final value: GD {fmt(a['gd_mean_final'])}, SA {fmt(a['sa_mean_final'])}. "
         f"{verdict}"
     )

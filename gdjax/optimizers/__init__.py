@@ -35,6 +35,15 @@ from gdjax.optimizers._optimistic import (
     optimistic_gradient_descent,
 )
 from gdjax.optimizers._parameter_free import dog, polyak_sgd, prodigy
+from gdjax.optimizers._second_order import (
+    gauss_newton,
+    hessian_free,
+    lbfgs,
+    levenberg_marquardt,
+    newton,
+    perturbed_gd,
+    simulated_annealing,
+)
 from gdjax.optimizers._sgd import momentum, nesterov, sgd
 from gdjax.optimizers._sign import rprop, sign_sgd, signum
 
@@ -93,4 +102,13 @@ __all__ += [
     "lion",
     "nadamw",
     "noisy_sgd",
+]
+__all__ += [
+    "gauss_newton",
+    "hessian_free",
+    "lbfgs",
+    "levenberg_marquardt",
+    "newton",
+    "perturbed_gd",
+    "simulated_annealing",
 ]

@@ -292,9 +292,7 @@ def start_run(
         if members is not None and members.init_fn is not None
         else params
     )
-    member_one = (
-        jax.tree.map(lambda a: a[0], hp["member"]) if members is not None else hp["member"]
-    )
+    member_one = jax.tree.map(lambda a: a[0], hp["member"]) if members is not None else hp["member"]
     hp_one = {"optimizer": hp["optimizer"], "member": member_one}
 
     def create() -> Programs:

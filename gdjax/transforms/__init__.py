@@ -251,3 +251,42 @@ __all__ += [
     "set_to_zero",
     "zero_nans",
 ]
+
+# --- beyond first order (issue 11): need value / grad / value_fn extra arguments -----------
+from gdjax.transforms.annealing import MetropolisState, metropolis  # noqa: E402
+from gdjax.transforms.lbfgs import ScaleByLBFGSState, scale_by_lbfgs  # noqa: E402
+from gdjax.transforms.least_squares import (  # noqa: E402
+    ScaleByGaussNewtonState,
+    ScaleByLevenbergMarquardtState,
+    scale_by_gauss_newton,
+    scale_by_levenberg_marquardt,
+)
+from gdjax.transforms.linesearch import (  # noqa: E402
+    ScaleByZoomLinesearchState,
+    ZoomLinesearchInfo,
+    scale_by_zoom_linesearch,
+)
+from gdjax.transforms.newton import (  # noqa: E402
+    ScaleByHessianFreeState,
+    ScaleByNewtonState,
+    scale_by_hessian_free,
+    scale_by_newton,
+)
+
+__all__ += [
+    "MetropolisState",
+    "ScaleByGaussNewtonState",
+    "ScaleByHessianFreeState",
+    "ScaleByLBFGSState",
+    "ScaleByLevenbergMarquardtState",
+    "ScaleByNewtonState",
+    "ScaleByZoomLinesearchState",
+    "ZoomLinesearchInfo",
+    "metropolis",
+    "scale_by_gauss_newton",
+    "scale_by_hessian_free",
+    "scale_by_lbfgs",
+    "scale_by_levenberg_marquardt",
+    "scale_by_newton",
+    "scale_by_zoom_linesearch",
+]
