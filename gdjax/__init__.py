@@ -72,3 +72,8 @@ __all__ += [
     "plot_history",
     "sweep",
 ]
+
+# --- federated learning (issue 12) ---------------------------------------------------------
+from gdjax import federated  # noqa: E402
+
+__all__ += ["federated"]
