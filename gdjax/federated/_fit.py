@@ -91,7 +91,14 @@ def _mesh_sharding(mesh: Any, axis: str | None, per_round: int) -> NamedSharding
             f"clients_per_round={per_round} must be a multiple of the {devices} devices on mesh "
             f"axis {axis!r} (each device trains the same number of clients)"
         )
-    return NamedSharding(mesh, PartitionSpec(axis))
+    # The clients are placed by the compiler (GSPMD) from this one constraint, so the mesh's
+    # devices are used with automatic axes whatever the mesh's own axis types.
+    auto = Mesh(
+        mesh.devices,
+        mesh.axis_names,
+        axis_types=(jax.sharding.AxisType.Auto,) * len(mesh.axis_names),
+    )
+    return NamedSharding(auto, PartitionSpec(axis))
 
 
 def _layout(tree: Any) -> list[str]:
@@ -380,7 +387,7 @@ def fit(
         hp["noise_multiplier"] = np.float32(dp.noise_multiplier)
     if mesh is not None:
         state, arrays, hp = jax.device_put(
-            (state, arrays, hp), NamedSharding(mesh, PartitionSpec())
+            (state, arrays, hp), NamedSharding(sharding.mesh, PartitionSpec())
         )
     else:
         state, arrays, hp = jax.device_put((state, arrays, hp))

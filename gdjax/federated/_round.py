@@ -77,9 +77,7 @@ def _all_finite(tree: Any) -> jax.Array:
 def _constrain(x: Any, sharding: Any) -> Any:
     if sharding is None:
         return x
-    explicit = any(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types)
-    move = jax.sharding.reshard if explicit else jax.lax.with_sharding_constraint
-    return jax.tree.map(lambda a: move(a, sharding), x)
+    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), x)
 
 
 def sample_clients(spec: RoundSpec, key: jax.Array) -> jax.Array:
