@@ -108,10 +108,11 @@ class ClientSet:
 
 def gather_clients(clients: Any) -> ClientSet:
     """Check the clients (a list of data sets of one layout) and concatenate them."""
-    if not isinstance(clients, Sequence) or isinstance(clients, str | bytes):
+    if not isinstance(clients, Sequence) or isinstance(clients, str | bytes | tuple):
         raise TypeError(
             "clients must be a list of client data sets (each an array or a tuple/pytree of "
-            f"arrays), got {type(clients).__name__}; gdjax.federated.partition.split builds one"
+            f"arrays), got {type(clients).__name__} (a tuple reads as one data set, (x, y)); "
+            "gdjax.federated.partition.split builds the list"
         )
     if len(clients) == 0:
         raise ValueError("clients is empty; pass at least one client data set")
