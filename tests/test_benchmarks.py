@@ -63,3 +63,21 @@ def test_bench_conv_prints_each_runner_and_both_ratios():
     finals = re.findall(r"^gdjax\.fit, \w+(?: conv)?\s+[0-9.]+\s+[0-9.]+x\s+([0-9.]+)$", text, re.M)
     assert len(finals) == 2 and abs(float(finals[0]) - float(finals[1])) < 1e-3, text
     assert re.search(r"patch convolution inside gdjax\.fit: [0-9.]+x faster than XLA's", text)
+
+
+def test_bench_federated_prints_both_runners_and_the_speedup(tmp_path):
+    out = tmp_path / "federated.json"
+    text = _run(
+        "bench_federated.py",
+        *("--clients", "6", "--per-round", "2", "--rounds", "2", "--epochs", "1"),
+        *("--hidden", "8", "--repeats", "1", "--out", str(out)),
+    )
+    for runner in ("gdjax.federated.fit", "flax+optax loop"):
+        row = re.search(rf"^{re.escape(runner)}\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)$", text, re.M)
+        assert row and float(row.group(1)) > 0, text
+    assert re.search(r"speed-up of gdjax\.federated\.fit: cold [0-9.]+x, warm [0-9.]+x", text)
+    import json
+
+    payload = json.loads(out.read_text())
+    assert payload["settings"]["clients"] == 6 and payload["machine"]["jax"]
+    assert set(payload["results"]) == {"gdjax.federated.fit", "flax+optax loop"}
