@@ -189,26 +189,32 @@ def test_client_sampling_draws_from_the_key_and_only_the_drawn_clients_count(cap
 
 
 def test_dp_clips_each_client_and_adds_noise_of_the_stated_scale():
-    """DP-FedAvg against NumPy: each client's update clipped to C, uniform weights, and
-    N(0, (sigma C / m)^2) noise on every one of 2,001 parameters."""
-    d, m, clip, sigma, lr = 2000, 4, 0.05, 0.01, 0.1
+    """DP-FedAvg against NumPy: each client's update clipped to C and averaged uniformly;
+    then, with the noise on, N(0, (sigma C / m)^2) on every one of 2,001 parameters. The
+    clip norm and noise multiplier are data: the second run reuses the first one's program."""
+    d, m, clip, lr = 2000, 4, 0.05, 0.1
     clients = _linear_clients([8] * m, d=d, seed=5)
     p0 = {"w": np.zeros(d, np.float32), "b": np.zeros((), np.float32)}
-    fed = gdjax.federated.fit(
-        _sq_loss, p0, gdjax.sgd(lr), gdjax.sgd(1.0), clients, rounds=1, shuffle=False,
-        dp=DPConfig(clip_norm=clip, noise_multiplier=sigma), key=jax.random.key(1),
-    )  # fmt: skip
+    args = (_sq_loss, p0, gdjax.sgd(lr), gdjax.sgd(1.0), clients)
+    kw = dict(rounds=1, shuffle=False, key=jax.random.key(1))
     clipped = []
     for x, y in clients:
         w, b = _local_gd(np.zeros(d), 0.0, x, y, lr, 1)
         delta = np.append(w, b)
         assert np.linalg.norm(delta) > clip  # every client is clipped
         clipped.append(delta * clip / np.linalg.norm(delta))
-    noise = np.append(fed.params["w"], fed.params["b"]) - np.mean(clipped, axis=0)
-    # the signal is ~clip / sqrt(d) = 1e-3 per parameter; the noise 1.25e-4
+    oracle = np.mean(clipped, axis=0)
+
+    exact = gdjax.federated.fit(*args, dp=DPConfig(clip_norm=clip, noise_multiplier=0.0), **kw)
+    flat = np.append(exact.params["w"], exact.params["b"])
+    np.testing.assert_allclose(flat, oracle, rtol=1e-4, atol=1e-8)
+    assert exact.history["clipped_fraction"].tolist() == [1.0]
+
+    sigma = 0.5
+    noisy = gdjax.federated.fit(*args, dp=DPConfig(clip_norm=clip, noise_multiplier=sigma), **kw)
+    noise = np.append(noisy.params["w"], noisy.params["b"]) - oracle
     assert abs(noise.std() / (sigma * clip / m) - 1) < 0.05
     assert abs(noise.mean()) < 4 * noise.std() / np.sqrt(d + 1)
-    assert fed.history["clipped_fraction"].tolist() == [1.0]
 
 
 def test_padded_permutation_is_the_engines_order():

@@ -8,6 +8,7 @@ import math
 import os
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -62,6 +63,23 @@ class FederatedResult:
     resumed_from: int = 0
     round_seconds: np.ndarray | None = None
     stop_reason: str | None = None
+
+
+#: Compiled round programs by their static description, so that a later run with the same loss,
+#: optimizers and settings (other data of the same shapes, another key, other DP noise or FedProx
+#: ``mu``) reuses the compiled code. Least recently used programs are dropped.
+_PROGRAMS: OrderedDict[RoundSpec, Callable[..., Any]] = OrderedDict()
+MAX_PROGRAMS = 16
+
+
+def _program(spec: RoundSpec) -> Callable[..., Any]:
+    """The jitted round program for ``spec`` (its state argument donated)."""
+    if spec not in _PROGRAMS:
+        _PROGRAMS[spec] = jax.jit(functools.partial(run_round, spec), donate_argnums=0)
+        while len(_PROGRAMS) > MAX_PROGRAMS:
+            _PROGRAMS.popitem(last=False)
+    _PROGRAMS.move_to_end(spec)
+    return _PROGRAMS[spec]
 
 
 def _validation_sets(validation_data: Any, example: Any) -> list[tuple[str, Any]]:
@@ -391,7 +409,7 @@ def fit(
         )
     else:
         state, arrays, hp = jax.device_put((state, arrays, hp))
-    program = jax.jit(functools.partial(run_round, spec), donate_argnums=0)
+    program = _program(spec)
 
     resumed_from = int(state.round)
     bar = RoundBar(progress, rounds, resumed_from)
