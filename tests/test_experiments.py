@@ -36,6 +36,7 @@ EXPECTED = {
         "d_rnn_sentiment",
         "e_transformer_finetune",
     },
+    "federated": {"settings", "partitions", "centralised"},
 }
 
 
