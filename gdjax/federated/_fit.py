@@ -199,7 +199,7 @@ def fit(
     FedProx      FedAvg plus ``prox_mu=μ``: each step minimises
                  :math:`\ell(\theta) + \frac{μ}{2}\lVert\theta - w\rVert^2` (Li et al., 2020)
     FedOpt       any server optimizer: ``sgd(1.0, momentum=0.9)`` (FedAvgM), ``adam``
-                 (FedAdam), ``yogi`` (FedYogi), ``adagrad`` (FedAdagrad) (Reddi et al., 2021)
+                 (FedAdam), ``optax.yogi`` (FedYogi), ``adagrad`` (FedAdagrad) (Reddi et al., 2021)
     DP-FedAvg    ``dp=DPConfig(clip_norm, noise_multiplier)`` (McMahan et al., 2018)
     ===========  =======================================================================
 

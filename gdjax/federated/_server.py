@@ -13,7 +13,7 @@ training and global parameters :math:`w`, the update of client ``k`` is
 FedOpt (Reddi et al., 2021) treats :math:`-\bar\Delta` as a gradient: the server optimizer
 maps it to an update :math:`u` and :math:`w \leftarrow w + u`. ``sgd(1.0)`` gives FedAvg
 (:math:`w + \bar\Delta = \sum_k p_k w_k`), ``sgd(1.0, momentum=β)`` FedAvgM, ``adam`` FedAdam,
-``yogi`` FedYogi, ``adagrad`` FedAdagrad.
+``optax.yogi`` FedYogi, ``adagrad`` FedAdagrad.
 
 DP-FedAvg (McMahan et al., 2018) clips each update to norm :math:`C`,
 :math:`\Delta_k \leftarrow \Delta_k \min(1, C / \lVert\Delta_k\rVert_2)` (the norm over all
