@@ -298,3 +298,25 @@ def test_dp_config_checks_its_numbers():
         DPConfig(clip_norm=0.0, noise_multiplier=1.0)
     with pytest.raises(ValueError, match="noise_multiplier must be >= 0"):
         DPConfig(clip_norm=1.0, noise_multiplier=-0.1)
+
+
+def test_nonfinite_steps_are_skipped_and_a_diverging_server_stops_with_a_warning():
+    """A client whose loss is infinite trains nothing (its steps are counted, not applied);
+    a server step that overflows is not applied either: training stops with a warning and
+    the last finite global model."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    good = (x, np.full(8, np.e, np.float32))
+    bad = (x, np.zeros(8, np.float32))  # log(0) = -inf: every step of this client
+
+    def loss(p, batch):
+        return jnp.mean((batch[0] @ p["w"] + p["b"] - jnp.log(batch[1])) ** 2)
+
+    with pytest.warns(RuntimeWarning, match="non-finite server update in round 1"):
+        res = gdjax.federated.fit(
+            loss, P0, gdjax.sgd(0.5), optax.sgd(np.inf), [good, bad], rounds=3,
+            batch_size=4, shuffle=False, key=jax.random.key(0),
+        )  # fmt: skip
+    assert res.stop_reason == "non-finite server update in round 1" and res.rounds_run == 1
+    assert res.history["nonfinite_steps"].tolist() == [2]  # the bad client's two batches
+    np.testing.assert_array_equal(res.params["w"], P0["w"])  # the overflow was not applied
