@@ -26,6 +26,7 @@ STUDY_MODULES: tuple[str, ...] = (
     "applications",
     "best_practices",
     "second_order",
+    "federated",
 )
 
 

@@ -113,3 +113,8 @@ from gdjax import curvature  # noqa: E402
 from gdjax._minimize import STOP_REASONS, MinimizeResult, minimize  # noqa: E402
 
 __all__ += ["STOP_REASONS", "MinimizeResult", "curvature", "minimize"]
+
+# --- federated learning (issue 12) ---------------------------------------------------------
+from gdjax import federated  # noqa: E402
+
+__all__ += ["federated"]

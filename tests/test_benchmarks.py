@@ -92,3 +92,20 @@ def test_bench_optimizers_prints_each_ratio_and_writes_json(tmp_path):
     assert payload["results"]["adopt"]["oracle"] == "optax.contrib"
     assert payload["results"]["sgd"]["oracle"] == "optax"
     assert "momentum" in payload["not_compared"]  # gdjax-only forms are listed, not dropped
+
+
+def test_bench_federated_prints_both_runners_and_the_speedup(tmp_path):
+    out = tmp_path / "federated.json"
+    text = _run(
+        "bench_federated.py",
+        *("--clients", "6", "--per-round", "2", "--rounds", "2", "--epochs", "1"),
+        *("--hidden", "8", "--repeats", "1", "--out", str(out)),
+    )
+    for runner in ("gdjax.federated.fit", "flax+optax loop"):
+        row = re.search(rf"^{re.escape(runner)}\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)$", text, re.M)
+        assert row and float(row.group(1)) > 0, text
+    assert re.search(r"speed-up of gdjax\.federated\.fit: cold [0-9.]+x, warm [0-9.]+x", text)
+
+    payload = json.loads(out.read_text())
+    assert payload["settings"]["clients"] == 6 and payload["machine"]["jax"]
+    assert set(payload["results"]) == {"gdjax.federated.fit", "flax+optax loop"}

@@ -36,6 +36,7 @@ EXPECTED = {
         "e_transformer_finetune",
     },
     "second_order": {"convex", "mlp", "saddle", "global_search"},
+    "federated": {"settings", "partitions", "centralised"},
 }
 
 

@@ -111,7 +111,6 @@ def test_every_named_optimizer_is_checked_under_a_schedule():
     # the newer ones in test_opt_more_parity.py and test_modern_methods.py.
     from tests.test_modern_methods import CHECKED as MODERN
     from tests.test_opt_more_parity import CHECKED as MORE
-
     from tests.test_second_order import CHECKED as SECOND_ORDER
 
     checked = set(SCHEDULED) | set(NEW_OPTIMIZERS) | MORE | MODERN | SECOND_ORDER

@@ -39,6 +39,7 @@ def _named_optimizers():
 def _run(opt):
     state = opt.init(PARAMS)
     params, outs = PARAMS, []
+
     # methods that read the loss (Polyak's step, line searches, Newton) get it; the rest ignore it
     def value_fn(p):
         return 0.5 * sum(jnp.sum(x**2) for x in jax.tree.leaves(p))
