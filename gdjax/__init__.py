@@ -82,3 +82,8 @@ __all__ += [
     "set_cache_dir",
     "sweep",
 ]
+
+# --- hyperparameter tuning (issue 13) ------------------------------------------------------
+from gdjax import tune  # noqa: E402
+
+__all__ += ["tune"]
