@@ -25,6 +25,7 @@ STUDY_MODULES: tuple[str, ...] = (
     "momentum_annealing",
     "applications",
     "best_practices",
+    "tuning",
 )
 
 

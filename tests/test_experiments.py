@@ -36,6 +36,7 @@ EXPECTED = {
         "d_rnn_sentiment",
         "e_transformer_finetune",
     },
+    "tuning": {"learning_rate", "search", "halving_rungs", "epochs"},
 }
 
 

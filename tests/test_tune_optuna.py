@@ -78,7 +78,7 @@ def test_pruning_follows_the_median_rule_and_frees_the_slots(study_and_result):
             if live == 0:
                 break
             if e < EPOCHS and live <= size // 2:
-                size = live
+                size = 1 << (live - 1).bit_length()  # a power of two, padded with frozen
         completed += [n for n in batch if expected[n] == EPOCHS]
     assert pruned_any
     assert res.member_epochs == compute

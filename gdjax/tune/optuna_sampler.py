@@ -7,8 +7,9 @@ dimension of the space into an optuna distribution (``Uniform`` → ``suggest_fl
 batch as one program (one per combination of static values), and after every epoch reports
 each trial's objective (``trial.report(value, epoch)``). A trial the study's pruner stops
 (``trial.should_prune()``) is told ``PRUNED`` and frozen at once; when half of a program's
-members are frozen, the rest are repacked into a smaller program. Finished trials are told
-their objective (``FAIL`` if it is not finite).
+members are frozen, the live ones are repacked into a smaller program (of a power-of-two size,
+padded with frozen members, so that a study compiles at most ``log2(batch) + 1`` sizes).
+Finished trials are told their objective (``FAIL`` if it is not finite).
 
 Samplers that propose from the results so far (TPE) see a batch's results only after the
 batch: a smaller ``batch`` adapts sooner, a larger one trains more trials per program.
@@ -151,7 +152,11 @@ def _train(s: Search, group: pop.Group, asked: dict[int, Any]) -> None:
         if live.size == 0:
             break
         if epoch < s.epochs and live.size <= group.size // 2:
-            group = pop.take(s.problem, group, live)
+            # Repack into the next power of two that holds the live trials (padded with
+            # frozen ones): a study then compiles at most log2(batch) + 1 program sizes.
+            size = 1 << (int(live.size) - 1).bit_length()
+            frozen = np.flatnonzero(~group.active)[: size - live.size]
+            group = pop.take(s.problem, group, np.sort(np.concatenate([live, frozen])))
     book.finish(group, np.flatnonzero(group.active), "completed")
     for pos, n in enumerate(group.trials):
         if int(n) not in told:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,24 @@ class Search:
             configs = [self.book.trials[n].config for n in members]
             groups.append(pop.start(self.problem, static, members, self.problem.inputs(configs)))
         return groups
+
+    def prepare(self, group: pop.Group, sizes: list[int]) -> threading.Thread:
+        """Build the programs for ``group``'s later, smaller sizes on a background thread,
+        while ``group`` trains (XLA compiles them meanwhile; the runs made here are dropped)."""
+
+        def work() -> None:
+            inputs, keys = pop.member_inputs(group), group.run.key
+            for k in sizes:
+                rows = {name: v[:k] for name, v in inputs.items()}
+                key = keys[:k] if self.problem.seed_per_trial else keys
+                try:
+                    pop.start(self.problem, group.static, group.trials[:k], rows, key)
+                except Exception:  # the real start raises it again, named
+                    return
+
+        thread = threading.Thread(target=work, name="gdjax-tune-prepare", daemon=True)
+        thread.start()
+        return thread
 
     def advance(self, group: pop.Group, epoch: int) -> None:
         """Train ``group`` until its members have completed ``epoch`` epochs."""
@@ -277,6 +296,15 @@ def _halving(s: Search, brackets: list[tuple[list[dict], list[int]]]) -> None:
         if groups is None:
             groups = s.start_groups(list(range(offset, offset + len(configs))))
         offset += len(configs)
+        preparing = None
+        if len(groups) == 1 and s.scheduler is not None:  # sizes known: compile them early
+            sizes, n = [], groups[0].size
+            for _ in rungs[k0 + 1 if b == b0 else 1 :]:
+                n = s.scheduler.keep(n)
+                sizes.append(n)
+            preparing = s.prepare(
+                groups[0], [k for k in dict.fromkeys(sizes) if k < groups[0].size]
+            )
         for k in range(k0 if b == b0 else 0, len(rungs)):
             for g in groups:
                 s.advance(g, rungs[k])
@@ -303,6 +331,8 @@ def _halving(s: Search, brackets: list[tuple[list[dict], list[int]]]) -> None:
             s.save({"bracket": b, "rung": len(rungs) if done else k + 1}, groups)
             if done:
                 break
+        if preparing is not None:
+            preparing.join()
         groups = None
 
 
