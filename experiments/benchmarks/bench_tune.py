@@ -285,9 +285,12 @@ def main() -> None:
     for r in runs.values():
         r["reach_seconds"], r["reach_member_epochs"] = reach(r["timeline"], target)
     reached = [a["reach_seconds"] for a in anchors if a["reach_seconds"] is not None]
+    every = len(reached) == len(anchors)
     anchor = {
-        "reach_seconds": float(np.median(reached)) if len(reached) == len(anchors) else None,
-        "reach_member_epochs": float(np.median([a["reach_member_epochs"] or 0 for a in anchors])),
+        "reach_seconds": float(np.median(reached)) if every else None,
+        "reach_member_epochs": float(np.median([a["reach_member_epochs"] for a in anchors]))
+        if every
+        else None,
     }
     sh = runs["successive halving (gdjax)"]
     grid_compute = configs * args.epochs

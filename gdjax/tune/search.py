@@ -534,6 +534,10 @@ def search(
     opts = make_options("search", options)
     _checks.choice("mode", mode, ("min", "max"))
     _checks.function("optimizer", optimizer)
+    if build is None:
+        _checks.function("loss_fn", loss_fn)
+    else:
+        _checks.function("build", build)
     _checks.flag("seed_per_trial", seed_per_trial)
     _checks.python_int("seed", seed, minimum=0)
     if not isinstance(sampler, Grid | Random | Sobol | Optuna):
