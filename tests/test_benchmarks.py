@@ -72,11 +72,12 @@ def test_bench_tune_prints_every_tuner_both_targets_and_writes_json(tmp_path):
     text = _run(
         "bench_tune.py",
         *("--epochs", "3", "--grid-points", "2", "--population", "4", "--hidden", "8"),
-        *("--optuna-trials", "2", "--anchor-seeds", "1", "--gdjax-optuna-trials", "2"),
-        *("--optuna-batch", "2", "--warm", "--out", str(out)),
+        *("--optuna-trials", "2", "--anchor-seeds", "1", "--gdjax-optuna-trials", "4"),
+        *("--optuna-batch", "4", "--warm", "--out", str(out)),
     )
     assert "4 configurations, MLP 784-8-8-10" in text
     names = ["grid (one gdjax program)", "successive halving (gdjax)", "PBT (gdjax)"]
+    names += ["successive halving (gdjax), warm"]
     names += ["optuna TPE in gdjax programs", "optuna TPE + sequential flax (anchor, seed 0)"]
     for name in names:
         assert re.search(rf"^{re.escape(name)}\s+[0-9.]+\s+\d+\s", text, re.M), text
@@ -85,3 +86,4 @@ def test_bench_tune_prints_every_tuner_both_targets_and_writes_json(tmp_path):
     assert set(payload["runs"]) == set(names)
     assert payload["machine"]["cores"] >= 1 and payload["date"] and payload["versions"]["optuna"]
     assert payload["grid_compute_member_epochs"] == 4 * 3
+    assert 0 < payload["grid_fraction_within_target"] <= 1
