@@ -27,6 +27,7 @@ STUDY_MODULES: tuple[str, ...] = (
     "best_practices",
     "second_order",
     "federated",
+    "tuning",
 )
 
 

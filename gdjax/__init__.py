@@ -118,3 +118,8 @@ __all__ += ["STOP_REASONS", "MinimizeResult", "curvature", "minimize"]
 from gdjax import federated  # noqa: E402
 
 __all__ += ["federated"]
+
+# --- hyperparameter tuning (issue 13) ------------------------------------------------------
+from gdjax import tune  # noqa: E402
+
+__all__ += ["tune"]

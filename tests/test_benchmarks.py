@@ -109,3 +109,27 @@ def test_bench_federated_prints_both_runners_and_the_speedup(tmp_path):
     payload = json.loads(out.read_text())
     assert payload["settings"]["clients"] == 6 and payload["machine"]["jax"]
     assert set(payload["results"]) == {"gdjax.federated.fit", "flax+optax loop"}
+
+
+def test_bench_tune_prints_every_tuner_both_targets_and_writes_json(tmp_path):
+    import json
+
+    out = tmp_path / "tune.json"
+    text = _run(
+        "bench_tune.py",
+        *("--epochs", "3", "--grid-points", "2", "--population", "4", "--hidden", "8"),
+        *("--optuna-trials", "2", "--anchor-seeds", "1", "--gdjax-optuna-trials", "4"),
+        *("--optuna-batch", "4", "--warm", "--out", str(out)),
+    )
+    assert "4 configurations, MLP 784-8-8-10" in text
+    names = ["grid (one gdjax program)", "successive halving (gdjax)", "PBT (gdjax)"]
+    names += ["successive halving (gdjax), warm"]
+    names += ["optuna TPE in gdjax programs", "optuna TPE + sequential flax (anchor, seed 0)"]
+    for name in names:
+        assert re.search(rf"^{re.escape(name)}\s+[0-9.]+\s+\d+\s", text, re.M), text
+    assert re.search(r"successive halving (reached|never reached) the target", text), text
+    payload = json.loads(out.read_text())
+    assert set(payload["runs"]) == set(names)
+    assert payload["machine"]["cores"] >= 1 and payload["date"] and payload["versions"]["optuna"]
+    assert payload["grid_compute_member_epochs"] == 4 * 3
+    assert 0 < payload["grid_fraction_within_target"] <= 1

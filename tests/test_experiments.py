@@ -37,6 +37,7 @@ EXPECTED = {
     },
     "second_order": {"convex", "mlp", "saddle", "global_search"},
     "federated": {"settings", "partitions", "centralised"},
+    "tuning": {"learning_rate", "search", "halving_rungs", "epochs"},
 }
 
 
