@@ -46,6 +46,7 @@ class Run:
     history: dict[str, list] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
     desc: str = "fit"
+    stream: Any = None  # a streaming.Stream when data is a source (data is then None)
 
 
 def chunk_plan(spec: Spec, pos: int, periods: tuple[int | None, ...]) -> list[int]:
@@ -128,9 +129,9 @@ def drive(run: Run, epochs: int, on_epoch: Callable[[Run, dict], None] | None = 
     guarded = _any(run.state.stop.halted)
     ckpt = run.checkpointer
 
-    def chunk(state: TrainState, clock: tuple, n: int) -> TrainState:
+    def chunk(state: TrainState, clock: tuple, n: int, data: Any) -> TrainState:
         nonlocal guarded
-        args = (run.key, run.hp, run.data, clock, jnp.asarray(n, jnp.int32))
+        args = (run.key, run.hp, data, clock, jnp.asarray(n, jnp.int32))
         if not guarded:
             new, ok = programs.get("steps")(state, *args)
             if _all(ok):
@@ -139,6 +140,8 @@ def drive(run: Run, epochs: int, on_epoch: Callable[[Run, dict], None] | None = 
         new, _ = programs.get("guarded")(state, *args)
         return new
 
+    # a streamed run reads the chunks ahead, on a background thread (gdjax.train.streaming)
+    feed = None if run.stream is None else run.stream.feed(epoch0, pos0, epochs, periods)
     try:
         stopped = _all(run.state.stop.stopped)
         for epoch in range(epoch0, epochs):
@@ -146,9 +149,11 @@ def drive(run: Run, epochs: int, on_epoch: Callable[[Run, dict], None] | None = 
                 break
             pos = pos0 if epoch == epoch0 else 0
             t0 = time.perf_counter()
-            for n in chunk_plan(spec, pos, periods):
+            plan = chunk_plan(spec, pos, periods)
+            for n in plan if feed is None else feed.split(plan):
                 clock = (jnp.asarray(epoch, jnp.int32), jnp.asarray(pos, jnp.int32))
-                run.state = chunk(run.state, clock, n)
+                data = run.data if feed is None else feed.take(epoch, pos, n)
+                run.state = chunk(run.state, clock, n, data)
                 pos += n
                 every = options.checkpoint_every_steps
                 if ckpt is not None and every and (pos % every == 0 or pos == spec.num_full):
@@ -158,9 +163,8 @@ def drive(run: Run, epochs: int, on_epoch: Callable[[Run, dict], None] | None = 
                     bar.update(n, count * n * spec.batch_size, epoch + 1, loss)
                 _raise_if_asked(run)
             clock = (jnp.asarray(epoch, jnp.int32), jnp.asarray(pos, jnp.int32))
-            run.state, stats = programs.get("end")(
-                run.state, run.key, run.hp, run.data, run.val, clock
-            )
+            data = run.data if feed is None else feed.take(epoch, pos, 0)
+            run.state, stats = programs.get("end")(run.state, run.key, run.hp, data, run.val, clock)
             stats = jax.device_get(stats)
             run.epoch_seconds.append(time.perf_counter() - t0)
             _raise_if_asked(run)
@@ -178,6 +182,8 @@ def drive(run: Run, epochs: int, on_epoch: Callable[[Run, dict], None] | None = 
                 on_epoch(run, stats)
     finally:
         bar.close()
+        if feed is not None:
+            feed.close()
     return run
 
 

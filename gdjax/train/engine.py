@@ -9,6 +9,7 @@ whether they share one key, and how a member's parameters are made.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import optax
 
 from gdjax import _checks, _recipes
 from gdjax.train import data as data_lib
-from gdjax.train import identity
+from gdjax.train import identity, sources, streaming
 from gdjax.train.driver import Run
 from gdjax.train.epoch import run_end, run_steps
 from gdjax.train.options import TrainOptions
@@ -173,10 +174,20 @@ def _make_programs(
     val: Any,
     place: Callable,
     sharding: Any = None,
+    stream: tuple[Any, int | None] | None = None,
 ) -> Programs:
     """The programs of a run, as functions of arguments like these (abstract, placed with
-    ``sharding`` when the run is replicated over a mesh)."""
+    ``sharding`` when the run is replicated over a mesh).
+
+    ``stream`` is ``(tail, data_axis)`` for a streamed run: ``data`` is then one chunk of
+    batches and ``tail`` the remainder batch (:mod:`gdjax.train.streaming`), and
+    ``data_axis`` their members' axes when each member has its own order.
+    """
     key_axis, hp_axes = _member_axes(members)
+    steps_fn, end_fn, end_data, data_axis = run_steps, run_end, data, None
+    if stream is not None:
+        steps_fn, end_fn = streaming.steps_program, streaming.end_program
+        end_data, data_axis = stream
     i32 = jax.ShapeDtypeStruct((), jnp.int32, sharding=sharding)
     clock = (i32, i32)
 
@@ -203,21 +214,21 @@ def _make_programs(
 
     init_args = (params, model_state, hp, key)
     state_like = abstract(jax.eval_shape(init, *init_args)[0], sharding)
-    shared = (key_axis, hp_axes, None)
+    shared = (key_axis, hp_axes, data_axis)
 
     def make(name: str) -> tuple:
         if name == "init":
             return init, init_args, False
         if name in ("steps", "guarded"):
-            fn = functools.partial(run_steps, spec, name == "guarded")
+            fn = functools.partial(steps_fn, spec, name == "guarded")
             if members is not None:
                 fn = vm(_freeze(fn, True), (0, *shared, None, None))
             return fn, (state_like, key, hp, data, clock, i32), name == "guarded"
         if name == "end":
-            fn = functools.partial(run_end, spec)
+            fn = functools.partial(end_fn, spec)
             if members is not None:
                 fn = vm(_freeze(fn, False), (0, *shared, None, None))
-            return fn, (state_like, key, hp, data, val, clock), True
+            return fn, (state_like, key, hp, end_data, val, clock), True
         raise KeyError(name)
 
     return Programs(spec, make, place)
@@ -248,6 +259,11 @@ def start_run(
     is a mesh (``None``: the default device).
     """
     plateau = options.reduce_on_plateau
+    source, layout = sources.as_source(data), None
+    if source is not None:  # streamed: checks and traces see stand-in arrays of its layout
+        layout = sources.probe(source)
+        data = layout.stand_in()
+    options = _load_validation_sources(options)
 
     def build_optimizer(hp: Any) -> optax.GradientTransformation:
         opt = optimizer.build(hp)
@@ -272,6 +288,7 @@ def start_run(
         else (members.count, members.shared_key, _recipes.Opaque(members.init_fn)),
         takes_hparams,
         placement_key,
+        None if source is None else ("stream", options.stream_chunk_steps),
     )
     params_like = (
         jax.eval_shape(members.init_fn, key if members.shared_key else key[0])
@@ -296,6 +313,14 @@ def start_run(
         )
         if members is None:
             _check_optimizer(build_optimizer(hp), params_like)
+        data_like, stream = abstract(data, replicated), None
+        if layout is not None:
+            k = streaming.chunk_steps(spec, layout, options.stream_chunk_steps)
+            per_member = members is not None and not members.shared_key
+            data_like, tail = streaming.chunk_like(
+                spec, layout, k, members.count if per_member else None
+            )
+            stream = (tail, (None, 0) if per_member else None)
         return _make_programs(
             spec,
             members,
@@ -303,10 +328,11 @@ def start_run(
             abstract(model_state, replicated),
             abstract(hp, replicated),
             abstract(key, replicated),
-            abstract(data, replicated),
+            data_like,
             abstract(val, replicated),
             lambda consts: place(consts),
             replicated,
+            stream,
         )
 
     programs, _ = programs_for(cache_key, create)
@@ -314,7 +340,14 @@ def start_run(
     # Start compiling before the data moves: XLA works on other threads meanwhile.
     for name in ("init", "steps", "end"):
         programs.get(name)
-    data_dev, prints = data_lib.put("data", data, place)
+    stream = None
+    if source is None:
+        data_dev, prints = data_lib.put("data", data, place)
+    else:
+        per_member = members is not None and not members.shared_key
+        k = streaming.chunk_steps(spec, layout, options.stream_chunk_steps)
+        stream = streaming.Stream(source, layout, spec, k, key, per_member)
+        data_dev, prints = None, stream.fingerprint()
     val_dev = None
     if val is not None:
         val_dev = []
@@ -341,10 +374,28 @@ def start_run(
         val=val_dev,
         members=None if members is None else members.count,
         desc=desc,
+        stream=stream,
     )
     if options.checkpoint_dir is not None:
         _open_checkpoints(run, params_like, model_state, data, val, prints)
     return run
+
+
+def _load_validation_sources(options: TrainOptions) -> TrainOptions:
+    """Validation data given as sources, read into memory (validation is not streamed)."""
+    val = options.validation_data
+    if sources.as_source(val) is not None:
+        val = sources.load_all(sources.as_source(val), "validation_data")
+    elif isinstance(val, dict) and any(sources.as_source(v) is not None for v in val.values()):
+        val = {
+            name: v
+            if sources.as_source(v) is None
+            else sources.load_all(sources.as_source(v), f"validation_data[{name!r}]")
+            for name, v in val.items()
+        }
+    else:
+        return options
+    return dataclasses.replace(options, validation_data=val)
 
 
 def _check_optimizer(opt: optax.GradientTransformation, params: Any) -> None:

@@ -36,7 +36,11 @@ def _order(spec: Spec, epoch_key: jax.Array) -> jax.Array:
 
 
 def _take(data: Any, idx: jax.Array, sharding: Any) -> Any:
-    batch = jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data)
+    return constrain(jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data), sharding)
+
+
+def constrain(batch: Any, sharding: Any) -> Any:
+    """Lay ``batch`` out with ``sharding`` (rows split over the mesh), if one is given."""
     if sharding is None:
         return batch
     explicit = any(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types)
@@ -64,10 +68,29 @@ def run_steps(
     order = _order(spec, epoch_key)
     bs = spec.batch_size
 
+    def batch_at(i: jax.Array) -> Any:
+        idx = jax.lax.dynamic_slice(order, ((pos0 + i) * bs,), (bs,))
+        return _take(data, idx, spec.batch_sharding)
+
+    return steps_loop(spec, guarded, state, epoch_key, hp, batch_at, n)
+
+
+def steps_loop(
+    spec: Spec,
+    guarded: bool,
+    state: TrainState,
+    epoch_key: jax.Array,
+    hp: Any,
+    batch_at: Any,
+    n: jax.Array,
+) -> tuple[TrainState, jax.Array]:
+    """The loop of :func:`run_steps`: ``n`` steps on the batches ``batch_at(0)``, ... (also
+    used by :mod:`gdjax.train.streaming`, whose batches come from the host)."""
+    bs = spec.batch_size
+
     def body(i, carry):
         state, ok = carry
-        idx = jax.lax.dynamic_slice(order, ((pos0 + i) * bs,), (bs,))
-        batch = _take(data, idx, spec.batch_sharding)
+        batch = batch_at(i)
         if guarded:
             return guarded_step(spec, state, batch, bs, epoch_key, hp), ok
         state, finite = fast_step(spec, state, batch, bs, epoch_key, hp)
@@ -174,7 +197,13 @@ def run_end(
             sharding = None  # a remainder that does not split evenly stays whole on each device
         batch = _take(data, tail, sharding)
         state = guarded_step(spec, state, batch, spec.remainder, epoch_key, hp)
+    return finish_epoch(spec, state, epoch_key, hp, val_data)
 
+
+def finish_epoch(
+    spec: Spec, state: TrainState, epoch_key: jax.Array, hp: Any, val_data: Any
+) -> tuple[TrainState, dict]:
+    """After the epoch's last step: its statistics, validation and the stopping rules."""
     acc = state.acc
     count = acc["count"]
     mean = lambda total: jnp.where(count > 0, total / jnp.maximum(count, 1.0), jnp.nan)  # noqa: E731

@@ -66,6 +66,10 @@ class TrainOptions:
         progress: Show a tqdm progress bar, updated between compiled chunks (after every
             epoch, and within one at step checkpoints and every ``progress_every_steps``).
         progress_every_steps: With ``progress``, also update the bar every this many steps.
+        stream_chunk_steps: When ``data`` is a source (:mod:`gdjax.train.sources`), the number
+            of steps whose batches are read and sent to the device together (default: as many
+            as fill 32 MiB, at most 256). Larger chunks wake Python less often; each costs
+            two chunks of host memory (one training, one being read).
     """
 
     batch_size: int | None
@@ -89,6 +93,7 @@ class TrainOptions:
     keep_checkpoints: int = 3
     progress: bool = False
     progress_every_steps: int | None = None
+    stream_chunk_steps: int | None = None
 
     def __post_init__(self) -> None:
         c = _checks
@@ -142,6 +147,7 @@ class TrainOptions:
         c.optional_int("checkpoint_every_steps", self.checkpoint_every_steps)
         c.python_int("keep_checkpoints", self.keep_checkpoints)
         c.optional_int("progress_every_steps", self.progress_every_steps)
+        c.optional_int("stream_chunk_steps", self.stream_chunk_steps)
 
     @property
     def diagnostics_rule(self) -> Diagnostics | None:
