@@ -430,7 +430,7 @@ def release_pages(arrays: Any) -> None:
     _, _, leaves = _structure(arrays)
     for a in leaves:
         base = getattr(a, "base", None)
-        while isinstance(base, np.ndarray):  # a reshaped view: its base is the mapped array
-            base = base.base
+        while isinstance(base, np.ndarray | memoryview):  # views of the mapped buffer
+            base = base.obj if isinstance(base, memoryview) else base.base
         if isinstance(base, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
             base.madvise(mmap.MADV_DONTNEED)
