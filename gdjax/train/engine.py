@@ -22,7 +22,7 @@ import optax
 
 from gdjax import _checks, _recipes
 from gdjax.train import data as data_lib
-from gdjax.train import identity, sources, streaming
+from gdjax.train import identity, precision, sources, streaming
 from gdjax.train.driver import Run
 from gdjax.train.epoch import run_end, run_steps
 from gdjax.train.options import TrainOptions
@@ -44,6 +44,7 @@ PROGRAM_OPTIONS = (
     "on_nonfinite",
     "diagnostics",
     "record_steps",
+    "precision",
 )
 
 
@@ -264,10 +265,19 @@ def start_run(
         layout = sources.probe(source)
         data = layout.stand_in()
     options = _load_validation_sources(options)
+    policy = options.precision
+    if policy is not None:  # mixed precision: float32 storage, the loss in policy.compute
+        if params is not None:
+            params = precision.cast_floats(params, policy.params)
+        loss_fn, eval_fn = precision.apply(
+            policy, loss_fn, options.eval_loss_fn, model_state is not None
+        )
+        options = dataclasses.replace(options, eval_loss_fn=eval_fn)
 
     def build_optimizer(hp: Any) -> optax.GradientTransformation:
         opt = optimizer.build(hp)
-        return optax.chain(opt, plateau.transform()) if plateau is not None else opt
+        opt = optax.chain(opt, plateau.transform()) if plateau is not None else opt
+        return precision.wrap_optimizer(policy, opt)
 
     hp = {"optimizer": _recipes.as_inputs(optimizer.numbers), "member": member_hp}
     sets = validation_sets(options.validation_data, data)
@@ -430,6 +440,7 @@ def _settings(options: TrainOptions) -> list:
         options.takes_key,
         options.eval_batch_size,
         sorted(options.metrics or {}),
+        repr(options.precision),
     ]
 
 

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from gdjax.train import diagnostics as diag_lib
+from gdjax.train import precision
 from gdjax.train.shuffle import permutation
 from gdjax.train.spec import Spec
 from gdjax.train.state import TrainState, zero_acc
@@ -217,6 +218,8 @@ def finish_epoch(
     if spec.diagnostics is not None:
         stats.update(diag_lib.finalize(spec.diagnostics, acc["diag"], list(spec.layer_names)))
     opt_state = state.opt_state
+    scaling, opt_state = precision.end_of_epoch(opt_state)  # loss_scale, overflow_steps
+    stats.update(scaling)
     if spec.plateau is not None:
         stats["lr_scale"] = _plateau_scale(opt_state)  # the scale this epoch trained with
         opt_state = observe_plateau(opt_state, stats[spec.plateau.monitor])

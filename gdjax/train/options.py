@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from gdjax import _checks
 from gdjax.train.diagnostics import Diagnostics
+from gdjax.train.precision import Precision, as_precision
 from gdjax.train.stopping import EarlyStopping, ReduceOnPlateau
 
 NONFINITE_POLICIES = ("stop", "skip", "raise")
@@ -70,6 +71,11 @@ class TrainOptions:
             of steps whose batches are read and sent to the device together (default: as many
             as fill 32 MiB, at most 256). Larger chunks wake Python less often; each costs
             two chunks of host memory (one training, one being read).
+        precision: Mixed precision (:mod:`gdjax.train.precision`): ``"bfloat16"`` or
+            ``"float16"`` computes the loss in that type with the parameters and optimizer
+            state kept in float32; ``"float16"`` adds dynamic loss scaling (history keys
+            ``loss_scale`` and ``overflow_steps``). A
+            :class:`~gdjax.train.precision.Precision` sets each part.
     """
 
     batch_size: int | None
@@ -94,9 +100,11 @@ class TrainOptions:
     progress: bool = False
     progress_every_steps: int | None = None
     stream_chunk_steps: int | None = None
+    precision: str | Precision | None = None
 
     def __post_init__(self) -> None:
         c = _checks
+        object.__setattr__(self, "precision", as_precision(self.precision))
         if self.batch_size is not None:
             c.python_int("batch_size", self.batch_size)
         c.python_int("epochs", self.epochs)
