@@ -25,6 +25,7 @@ from gdjax.train import data as data_lib
 from gdjax.train import identity, precision, sources, streaming
 from gdjax.train.driver import Run
 from gdjax.train.epoch import run_end, run_steps
+from gdjax.train.multihost import put_replicated
 from gdjax.train.options import TrainOptions
 from gdjax.train.programs import Programs, programs_for
 from gdjax.train.spec import Spec, abstract, build_spec, validation_sets
@@ -478,7 +479,7 @@ def _open_checkpoints(
                 f"{done} epochs, more than epochs={options.epochs}; pass epochs >= {done} to "
                 "continue it (or use another directory)"
             )
-        run.state = jax.device_put(state, jax.tree.map(lambda a: a.sharding, run.state))
+        run.state = put_replicated(state, jax.tree.map(lambda a: a.sharding, run.state))
         run.history = history
     run.checkpointer = ckpt
 

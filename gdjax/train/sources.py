@@ -172,6 +172,12 @@ def as_source(data: Any) -> Source | Any | None:
     return None
 
 
+def size(name: str, data: Any) -> int:
+    """The number of examples N of ``data``: arrays or a source."""
+    source = as_source(data)
+    return _checks.data_set(name, data) if source is None else probe(source, name).n
+
+
 def name_of(source: Any) -> str:
     """How errors name ``source``."""
     return getattr(source, "name", None) or type(source).__name__
@@ -327,4 +333,5 @@ __all__ = [
     "as_source",
     "load_all",
     "probe",
+    "size",
 ]
