@@ -177,9 +177,11 @@ def _make_programs(
     place: Callable,
     sharding: Any = None,
     stream: tuple[Any, int | None] | None = None,
+    member_sharding: Any = None,
 ) -> Programs:
     """The programs of a run, as functions of arguments like these (abstract, placed with
-    ``sharding`` when the run is replicated over a mesh).
+    ``sharding`` when the run is replicated over a mesh; a sweep's state with
+    ``member_sharding`` when its members are split over the mesh).
 
     ``stream`` is ``(tail, data_axis)`` for a streamed run: ``data`` is then one chunk of
     batches and ``tail`` the remainder batch (:mod:`gdjax.train.streaming`), and
@@ -207,30 +209,47 @@ def _make_programs(
             p = init_fn(k) if init_fn is not None else p
             return init_state(spec, p, ms, h), _finite_leaves((p, ms))
 
+        # members split over a mesh axis: constraints inside (the batch's) keep that split
+        split = None if member_sharding is None else member_sharding.spec[0]
         init = jax.vmap(
-            init_member, in_axes=(None, None, hp_axes, key_axis), axis_size=members.count
+            init_member,
+            in_axes=(None, None, hp_axes, key_axis),
+            axis_size=members.count,
+            spmd_axis_name=split,
         )
 
         def vm(fn, axes):
-            return jax.vmap(fn, in_axes=axes, axis_size=members.count)
+            return jax.vmap(fn, in_axes=axes, axis_size=members.count, spmd_axis_name=split)
 
     init_args = (params, model_state, hp, key)
-    state_like = abstract(jax.eval_shape(init, *init_args)[0], sharding)
+    state_like = abstract(jax.eval_shape(init, *init_args)[0], member_sharding or sharding)
     shared = (key_axis, hp_axes, data_axis)
+
+    def pin(fn: Callable) -> Callable:
+        """The state a program returns stays split over the members, where the next program
+        expects it (XLA's propagation alone may choose otherwise)."""
+        if member_sharding is None:
+            return fn
+
+        def pinned(*args):
+            state, extra = fn(*args)
+            return jax.lax.with_sharding_constraint(state, member_sharding), extra
+
+        return pinned
 
     def make(name: str) -> tuple:
         if name == "init":
-            return init, init_args, False
+            return pin(init), init_args, False
         if name in ("steps", "guarded"):
             fn = functools.partial(steps_fn, spec, name == "guarded")
             if members is not None:
                 fn = vm(_freeze(fn, True), (0, *shared, None, None))
-            return fn, (state_like, key, hp, data, clock, i32), name == "guarded"
+            return pin(fn), (state_like, key, hp, data, clock, i32), name == "guarded"
         if name == "end":
             fn = functools.partial(end_fn, spec)
             if members is not None:
                 fn = vm(_freeze(fn, False), (0, *shared, None, None))
-            return fn, (state_like, key, hp, end_data, val, clock), True
+            return pin(fn), (state_like, key, hp, end_data, val, clock), True
         raise KeyError(name)
 
     return Programs(spec, make, place)
@@ -253,12 +272,14 @@ def start_run(
     placement_key: Any = None,
     batch_sharding: Any = None,
     replicated: Any = None,
+    member_sharding: Any = None,
     desc: str = "fit",
 ) -> Run:
     """Check the inputs, find or build the programs, place the data, make or restore the state.
 
     ``place`` puts arrays where the run keeps them; ``replicated`` is their sharding when that
-    is a mesh (``None``: the default device).
+    is a mesh (``None``: the default device). ``member_sharding`` splits a sweep's members'
+    axis (state, member hyperparameters, keys) over a mesh axis.
     """
     plateau = options.reduce_on_plateau
     source, layout = sources.as_source(data), None
@@ -281,6 +302,8 @@ def start_run(
         return precision.wrap_optimizer(policy, opt)
 
     hp = {"optimizer": _recipes.as_inputs(optimizer.numbers), "member": member_hp}
+    per_member_key = members is not None and not members.shared_key
+    by_member = replicated if member_sharding is None else member_sharding
     sets = validation_sets(options.validation_data, data)
     val = tuple(v for _, v in sets) or None
     model_state = None if model_state is None else jax.tree.map(jnp.asarray, model_state)
@@ -308,6 +331,9 @@ def start_run(
     )
     hp_one = jax.tree.map(lambda a: a[0], hp) if members is not None else hp
     hp_one = {"optimizer": hp["optimizer"], "member": hp_one["member"]}
+    if member_sharding is not None:  # placed once, where the programs expect them
+        hp = {"optimizer": place(hp["optimizer"]), "member": jax.device_put(member_hp, by_member)}
+        key = jax.device_put(key, by_member if per_member_key else replicated)
 
     def create() -> Programs:
         spec = build_spec(
@@ -337,13 +363,17 @@ def start_run(
             members,
             abstract(params, replicated),
             abstract(model_state, replicated),
-            abstract(hp, replicated),
-            abstract(key, replicated),
+            {
+                "optimizer": abstract(hp["optimizer"], replicated),
+                "member": abstract(hp["member"], by_member),
+            },
+            abstract(key, by_member if per_member_key else replicated),
             data_like,
             abstract(val, replicated),
             lambda consts: place(consts),
             replicated,
             stream,
+            member_sharding,
         )
 
     programs, _ = programs_for(cache_key, create)

@@ -19,6 +19,7 @@ from gdjax import _checks
 from gdjax.train import history as hist
 from gdjax.train.driver import drive, nonfinite_message
 from gdjax.train.engine import Members, as_params, optimizer_of, start_run
+from gdjax.train.multihost import sweep_placement
 from gdjax.train.options import make_options, with_option_signature
 from gdjax.train.stopping import REASONS
 
@@ -115,6 +116,9 @@ def sweep(
     seeds: int | Sequence[int] | np.ndarray = 0,
     model_state: Any = None,
     loss_takes_hparams: bool = False,
+    mesh: jax.sharding.Mesh | None = None,
+    member_axis: str | None = None,
+    data_axis: str | None = None,
     **options: Any,
 ) -> SweepResult:
     """Train M configurations in one compiled, vmapped program (one per distinct batch size).
@@ -143,6 +147,12 @@ def sweep(
         seeds: One int for all members, or M ints.
         model_state: Initial model state shared by all members (see :func:`gdjax.fit`).
         loss_takes_hparams: Pass ``hparams=`` to the loss.
+        mesh: A ``jax.sharding.Mesh`` to spread the members over: each member's state lives
+            on the devices of one slice of ``member_axis`` (each batch-size group's number of
+            members must be a multiple of that axis's size); the data is replicated.
+        member_axis: Mesh axis of the members (default: the mesh's first axis).
+        data_axis: Another mesh axis to split each batch over, data-parallel within every
+            member (``batch_size`` a multiple of its size); default: none.
         **options: The training options of :class:`gdjax.TrainOptions`, as for
             :func:`gdjax.fit` (``batch_size`` is the batch size when ``hparams`` has no
             ``batch_size`` entry). With ``checkpoint_dir``, each batch-size group keeps its
@@ -189,6 +199,7 @@ def sweep(
     if init_fn is None:
         params = as_params(params)
 
+    placement = sweep_placement(mesh, member_axis, data_axis, data, groups)
     results = []
     for bs, idx in groups.items():
         group_opts = dataclasses.replace(
@@ -211,6 +222,7 @@ def sweep(
             members=Members(len(idx), shared_key, init_fn),
             takes_hparams=loss_takes_hparams,
             desc="sweep",
+            **placement,
         )
         try:
             drive(run, opts.epochs)
