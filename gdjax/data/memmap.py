@@ -225,7 +225,8 @@ def write_memmap(directory: str | os.PathLike, data: Any, *, overwrite: bool = F
         >>> import tempfile, numpy as np
         >>> from gdjax.data import open_memmap, write_memmap
         >>> folder = write_memmap(tempfile.mkdtemp(), {"x": np.eye(3, dtype=np.float32)})
-        >>> open_memmap(folder)["x"][1].tolist()
+        >>> x = open_memmap(folder)["x"]
+        >>> x[1].tolist()
         [0.0, 1.0, 0.0]
     """
     kind, names, arrays = _structure(data)

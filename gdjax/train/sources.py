@@ -109,14 +109,9 @@ class MemmapSource(ArraySource):
     def __getitem__(self, indices: np.ndarray) -> Any:
         from gdjax.data.memmap import release_pages
 
-        # reading in file order lets the operating system read ahead; the rows are put back
-        # in the order asked for
-        order = np.argsort(indices, kind="stable")
-        rows = jax.tree.map(lambda a: a[indices[order]], self.data)
+        rows = jax.tree.map(lambda a: a[indices], self.data)
         release_pages(self.data)
-        back = np.empty_like(order)
-        back[order] = np.arange(len(order))
-        return jax.tree.map(lambda a: a[back], rows)
+        return rows
 
 
 class GrainSource(Source):
@@ -256,8 +251,9 @@ class Layout:
 
 
 def _finite(a: np.ndarray) -> bool:
-    # two reductions, no temporary array: NaN propagates through min/max, inf shows in them
-    return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
+    # one reduction: a NaN or an infinity makes the sum non-finite; a non-finite sum of finite
+    # values (an overflow) is told apart by the exact check
+    return bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())
 
 
 def _show(indices: np.ndarray) -> str:
