@@ -263,6 +263,7 @@ def main() -> None:
     ap.add_argument("--scratch", default=None, help="where to write it (default: the temp dir)")
     ap.add_argument("--json", default=None, help="write the figures here")
     ap.add_argument("--note", default="", help="a note for the JSON (e.g. other load)")
+    ap.add_argument("--skip-big", action="store_true", help="part 1 only")
     ap.add_argument("--big-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.big_child:
@@ -288,6 +289,8 @@ def main() -> None:
     worst = min(r["ratio_to_in_memory"] for n, r in part1["runners"].items() if n != "in memory")
     print(f"streamed throughput vs in memory: worst {worst:.2f}x (target 0.9x)")
 
+    if args.skip_big:
+        return
     print(f"\nlarger than memory: {args.big_gb} GB, private memory capped at {args.limit_gb} GB")
     part2 = larger_than_memory(args)
     peaks = part2["sampled_peaks_mib"]

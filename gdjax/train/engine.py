@@ -291,6 +291,10 @@ def start_run(
     if policy is not None:  # mixed precision: float32 storage, the loss in policy.compute
         if params is not None:
             params = precision.cast_floats(params, policy.params)
+        if members is not None and members.init_fn is not None:
+            members = dataclasses.replace(
+                members, init_fn=precision.cast_init(members.init_fn, policy)
+            )
         loss_fn, eval_fn = precision.apply(
             policy, loss_fn, options.eval_loss_fn, model_state is not None
         )

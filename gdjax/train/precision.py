@@ -175,6 +175,29 @@ def cast_loss(fn: Callable[..., Any], policy: Precision, has_state: bool) -> Cas
     return table[key]
 
 
+class CastInit:
+    """A sweep's ``key -> params`` with the parameters cast to the policy's storage dtype."""
+
+    def __init__(self, fn: Callable[..., Any], dtype: str) -> None:
+        self.fn = fn
+        self.dtype = dtype
+
+    def __call__(self, key: Any) -> Any:
+        return cast_floats(self.fn(key), jnp.dtype(self.dtype))
+
+
+def cast_init(fn: Callable[..., Any], policy: Precision) -> CastInit:
+    """``fn`` with :class:`CastInit`'s cast, the same object for the same ``fn`` and policy."""
+    try:
+        table = _wrapped.setdefault(fn, {})
+    except TypeError:
+        return CastInit(fn, policy.params)
+    key = ("init", policy.params)
+    if key not in table:
+        table[key] = CastInit(fn, policy.params)
+    return table[key]
+
+
 class LossScaleState(NamedTuple):
     """State of :func:`dynamic_loss_scale`.
 
