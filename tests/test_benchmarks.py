@@ -2,6 +2,7 @@
 side-by-side figures and ratios they exist for."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -133,3 +134,55 @@ def test_bench_tune_prints_every_tuner_both_targets_and_writes_json(tmp_path):
     assert payload["machine"]["cores"] >= 1 and payload["date"] and payload["versions"]["optuna"]
     assert payload["grid_compute_member_epochs"] == 4 * 3
     assert 0 < payload["grid_fraction_within_target"] <= 1
+
+
+def _run_here(script: str, *args: str) -> str:
+    """Run a benchmark on this checkout (not whichever gdjax is installed)."""
+    root = str(BENCH.parents[1])
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    )
+    out = subprocess.run(
+        [sys.executable, str(BENCH / script), "--synthetic", "300", *args],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_bench_stream_prints_throughputs_and_the_capped_run(tmp_path):
+    record = tmp_path / "stream.json"
+    text = _run_here(
+        "bench_stream.py",
+        "--epochs",
+        "2",
+        "--rounds",
+        "1",
+        "--big-gb",
+        "0.005",
+        "--json",
+        str(record),
+    )
+    for runner in ("in memory", "streamed, host arrays", "streamed, memmap"):
+        row = re.search(rf"^{re.escape(runner)}\s+([0-9.]+) .* ([0-9.]+)x  yes$", text, re.M)
+        assert row and float(row.group(2)) > 0, text  # and the same bits as in memory
+    assert re.search(r"streamed throughput vs in memory: worst [0-9.]+x", text)
+    assert re.search(r"peak resident [0-9.]+ GB", text)
+    saved = json.loads(record.read_text())
+    assert saved["larger_than_memory"]["limit_enforced"] is True
+    assert {"date", "machine", "versions"} <= set(saved)
+
+
+def test_bench_precision_prints_speed_and_accuracy_per_policy():
+    text = _run_here(
+        "bench_precision.py", "--epochs", "2", "--rounds", "1", "--hidden", "8", "--models", "mlp"
+    )
+    for policy in ("float32", "bfloat16", "float16 + loss scaling"):
+        row = re.search(
+            rf"^{re.escape(policy)}\s+[0-9.]+\s+([0-9.]+)\s+[0-9.]+x\s+([0-9.]+)$", text, re.M
+        )
+        assert row and 0 <= float(row.group(2)) <= 1, text

@@ -8,6 +8,14 @@ looked and how to provide the file; a truncated, corrupt or mislabelled file rai
 from gdjax.data._files import DataFileError, extract_archive
 from gdjax.data.cifar import CIFAR10_CLASSES, load_cifar10, read_cifar10_batch
 from gdjax.data.idx import FASHION_MNIST_DIR, load_fashion_mnist, load_mnist, read_idx
+from gdjax.data.memmap import (
+    MemmapWriter,
+    csv_to_memmap,
+    idx_to_memmap,
+    open_memmap,
+    release_pages,
+    write_memmap,
+)
 from gdjax.data.preprocessing import (
     Normalizer,
     fit_min_max,
@@ -38,13 +46,16 @@ __all__ = [
     "SKLEARN_DATASETS",
     "UNK",
     "DataFileError",
+    "MemmapWriter",
     "Normalizer",
     "Tabular",
     "Vocabulary",
     "build_vocabulary",
+    "csv_to_memmap",
     "extract_archive",
     "fit_min_max",
     "fit_standardizer",
+    "idx_to_memmap",
     "lm_windows",
     "load_cifar10",
     "load_csv",
@@ -55,11 +66,14 @@ __all__ = [
     "load_text_corpus",
     "make_windows",
     "one_hot",
+    "open_memmap",
     "pad_sequences",
     "read_cifar10_batch",
     "read_idx",
     "read_imdb",
+    "release_pages",
     "tokenize",
     "train_test_split",
     "train_val_test_split",
+    "write_memmap",
 ]

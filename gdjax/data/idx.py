@@ -11,6 +11,7 @@ import math
 import os
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -33,6 +34,46 @@ _IDX_DTYPES: dict[int, np.dtype] = {
 _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 #: Most dimensions an IDX header may announce (NumPy 1.x's limit; MNIST files have 1 or 3).
 MAX_IDX_DIMS = 32
+
+
+def read_idx_header(f: BinaryIO, path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Read and check the header of the IDX stream ``f`` (positioned at its start).
+
+    Returns:
+        The shape the header announces and the element dtype (big-endian as stored); ``f``
+        is left at the first data byte.
+
+    Raises:
+        DataFileError: A bad magic number, element type or dimension count, a truncated
+            header, or a shape too large to address.
+    """
+    magic = read_up_to(f, path, 4)
+    if len(magic) < 4:
+        raise DataFileError(path, f"too short for an IDX header ({len(magic)} bytes < 4)")
+    if magic[0] != 0 or magic[1] != 0:
+        raise DataFileError(path, f"bad IDX magic number {magic.hex()}: must start 0000")
+    type_code, ndim = magic[2], magic[3]
+    if type_code not in _IDX_DTYPES:
+        raise DataFileError(path, f"unknown IDX element type 0x{type_code:02x}")
+    if ndim == 0:
+        raise DataFileError(path, "IDX header announces 0 dimensions")
+    if ndim > MAX_IDX_DIMS:
+        raise DataFileError(
+            path, f"IDX header announces {ndim} dimensions; at most {MAX_IDX_DIMS} are read"
+        )
+    sizes = read_up_to(f, path, 4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise DataFileError(path, f"truncated IDX header: {4 + len(sizes)} bytes < {4 + 4 * ndim}")
+    shape = struct.unpack(f">{ndim}I", sizes)
+    dtype = _IDX_DTYPES[type_code]
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: exact, never wraps
+    if expected > np.iinfo(np.intp).max:
+        raise DataFileError(
+            path,
+            f"IDX header shape {shape} overflows: {expected} bytes is more than an array "
+            "can address",
+        )
+    return shape, dtype
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -58,34 +99,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
     with open_stream(path) as f:
-        magic = read_up_to(f, path, 4)
-        if len(magic) < 4:
-            raise DataFileError(path, f"too short for an IDX header ({len(magic)} bytes < 4)")
-        if magic[0] != 0 or magic[1] != 0:
-            raise DataFileError(path, f"bad IDX magic number {magic.hex()}: must start 0000")
-        type_code, ndim = magic[2], magic[3]
-        if type_code not in _IDX_DTYPES:
-            raise DataFileError(path, f"unknown IDX element type 0x{type_code:02x}")
-        if ndim == 0:
-            raise DataFileError(path, "IDX header announces 0 dimensions")
-        if ndim > MAX_IDX_DIMS:
-            raise DataFileError(
-                path, f"IDX header announces {ndim} dimensions; at most {MAX_IDX_DIMS} are read"
-            )
-        sizes = read_up_to(f, path, 4 * ndim)
-        if len(sizes) < 4 * ndim:
-            raise DataFileError(
-                path, f"truncated IDX header: {4 + len(sizes)} bytes < {4 + 4 * ndim}"
-            )
-        shape = struct.unpack(f">{ndim}I", sizes)
-        dtype = _IDX_DTYPES[type_code]
-        expected = math.prod(shape) * dtype.itemsize  # Python ints: exact, never wraps
-        if expected > np.iinfo(np.intp).max:
-            raise DataFileError(
-                path,
-                f"IDX header shape {shape} overflows: {expected} bytes is more than an array "
-                "can address",
-            )
+        shape, dtype = read_idx_header(f, path)
+        expected = math.prod(shape) * dtype.itemsize
         # one byte more than announced tells trailing bytes apart, without inflating the rest
         data = read_up_to(f, path, expected + 1)
     got = len(data)

@@ -6,6 +6,7 @@ import csv
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -40,6 +41,65 @@ class Tabular(NamedTuple):
     y: np.ndarray
     feature_names: list[str]
     target_name: str
+
+
+def read_header(
+    path: Path, first_row: list[str], target: str, features: Sequence[str] | None
+) -> tuple[list[str], list[str]]:
+    """Check a CSV header row and the columns asked for; return the header and the features."""
+    header = [h.strip() for h in first_row]
+    if len(set(header)) != len(header):
+        raise DataFileError(path, f"duplicate column names in header {header}")
+    if target not in header:
+        raise ValueError(f"target {target!r} is not a column of {path}; columns: {header}")
+    if features is None:
+        features = [h for h in header if h != target]
+        if not features:
+            raise DataFileError(path, f"no feature column: the header has only {header}")
+    else:
+        if isinstance(features, str):
+            raise TypeError("features must be a sequence of column names, not a single str")
+        features = list(features)
+        if not features:
+            raise ValueError(
+                f"features is empty: pass column names of {path}, or None for every column "
+                "but the target"
+            )
+        unknown = [f for f in features if f not in header]
+        if unknown:
+            raise ValueError(f"features {unknown} are not columns of {path}; columns: {header}")
+        if target in features:
+            raise ValueError(
+                f"features include the target {target!r} (label leakage: the model would be "
+                f"given the answer); drop it from features. File: {path}"
+            )
+        repeated = sorted({f for f in features if features.count(f) > 1})
+        if repeated:
+            raise ValueError(f"features name {repeated} more than once ({path})")
+    return header, features
+
+
+def parse_row(
+    path: Path, line: int, row: list[str], header: list[str], cols: list[int], out: np.ndarray
+) -> None:
+    """Parse the cells ``cols`` of one CSV ``row`` (file line ``line``) into ``out``."""
+    if len(row) != len(header):
+        raise DataFileError(path, f"line {line}: {len(row)} fields, the header has {len(header)}")
+    for j, c in enumerate(cols):
+        cell = row[c].strip()
+        if cell.lower() in _MISSING:
+            raise DataFileError(path, f"line {line}, column {header[c]!r}: missing value")
+        try:
+            value = float(cell)
+        except ValueError:
+            raise DataFileError(
+                path, f"line {line}, column {header[c]!r}: {cell!r} is not a number"
+            ) from None
+        if not math.isfinite(value):
+            raise DataFileError(
+                path, f"line {line}, column {header[c]!r}: {cell!r} is not a finite number"
+            )
+        out[j] = value
 
 
 def load_csv(
@@ -100,60 +160,13 @@ def load_csv(
     rows = [r for r in rows if r]  # blank lines
     if not rows:
         raise DataFileError(path, "empty file: expected a header row naming the columns")
-    header = [h.strip() for h in rows[0]]
-    if len(set(header)) != len(header):
-        raise DataFileError(path, f"duplicate column names in header {header}")
-    if target not in header:
-        raise ValueError(f"target {target!r} is not a column of {path}; columns: {header}")
-    if features is None:
-        features = [h for h in header if h != target]
-        if not features:
-            raise DataFileError(path, f"no feature column: the header has only {header}")
-    else:
-        if isinstance(features, str):
-            raise TypeError("features must be a sequence of column names, not a single str")
-        features = list(features)
-        if not features:
-            raise ValueError(
-                f"features is empty: pass column names of {path}, or None for every column "
-                "but the target"
-            )
-        unknown = [f for f in features if f not in header]
-        if unknown:
-            raise ValueError(f"features {unknown} are not columns of {path}; columns: {header}")
-        if target in features:
-            raise ValueError(
-                f"features include the target {target!r} (label leakage: the model would be "
-                f"given the answer); drop it from features. File: {path}"
-            )
-        repeated = sorted({f for f in features if features.count(f) > 1})
-        if repeated:
-            raise ValueError(f"features name {repeated} more than once ({path})")
+    header, features = read_header(path, rows[0], target, features)
     if len(rows) < 2:
         raise DataFileError(path, "no data rows after the header")
     cols = [header.index(c) for c in [*features, target]]
     values = np.empty((len(rows) - 1, len(cols)), np.float64)
     for i, row in enumerate(rows[1:]):
-        line = i + 2
-        if len(row) != len(header):
-            raise DataFileError(
-                path, f"line {line}: {len(row)} fields, the header has {len(header)}"
-            )
-        for j, c in enumerate(cols):
-            cell = row[c].strip()
-            if cell.lower() in _MISSING:
-                raise DataFileError(path, f"line {line}, column {header[c]!r}: missing value")
-            try:
-                value = float(cell)
-            except ValueError:
-                raise DataFileError(
-                    path, f"line {line}, column {header[c]!r}: {cell!r} is not a number"
-                ) from None
-            if not math.isfinite(value):
-                raise DataFileError(
-                    path, f"line {line}, column {header[c]!r}: {cell!r} is not a finite number"
-                )
-            values[i, j] = value
+        parse_row(path, i + 2, row, header, cols, values[i])
     return Tabular(
         values[:, :-1].astype(np.float32), values[:, -1].astype(np.float32), features, target
     )

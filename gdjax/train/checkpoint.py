@@ -517,7 +517,8 @@ class Checkpointer:
         self._last_saved: int | None = None
         self._corrupt: set[int] = set()  # steps skipped by restore, rewritten when reached
         lock = _DirectoryLock(self.directory)
-        lock.acquire()
+        if jax.process_index() == 0:  # one owner per run: several processes share a directory
+            lock.acquire()
         _quiet_orbax(True)
         self._release = weakref.finalize(self, _release, lock)
         try:

@@ -48,6 +48,7 @@ class Run:
     epoch_seconds: list[float] = field(default_factory=list)
     desc: str = "fit"
     stop_request: str | None = None  # why a callback stopped the run
+    stream: Any = None  # a streaming.Stream when data is a source (data is then None)
 
 
 def chunk_plan(spec: Spec, pos: int, periods: tuple[int | None, ...]) -> list[int]:
@@ -138,6 +139,8 @@ def drive(
     ckpt = run.checkpointer
     every = options.checkpoint_every_steps
 
+    # a streamed run reads the chunks ahead, on a background thread (gdjax.train.streaming)
+    feed = None if run.stream is None else run.stream.feed(epoch0, pos0, epochs, periods)
     try:
         if hooks is not None:
             hooks.train_begin(run)
@@ -148,13 +151,16 @@ def drive(
                 break
             pos = pos0 if epoch == epoch0 else 0
             t0 = time.perf_counter()
-            for n in chunk_plan(spec, pos, periods):
+            plan = chunk_plan(spec, pos, periods)
+            for n in plan if feed is None else feed.split(plan):
                 clock = (np.int32(epoch), np.int32(pos))
-                args = (run.key, run.hp, run.data, order, clock, np.int32(n))
+                data = run.data if feed is None else feed.take(epoch, pos, n)
+                args = (run.key, run.hp, data, order, clock, np.int32(n))
                 (run.state,) = calls.run("steps", run.state, *args)
                 pos += n
                 save = ckpt is not None and every and (pos % every == 0 or pos == spec.num_full)
-                if save or bar.enabled:
+                # a streamed chunk is let go once it is known good (the device holds one or two)
+                if save or bar.enabled or feed is not None:
                     (run.state,), _ = calls.settle((run.state,))
                     _raise_if_asked(run, calls)
                 if save:
@@ -163,7 +169,8 @@ def drive(
                     loss = {"loss": running_loss(run.state.acc)}
                     bar.update(n, count * n * spec.batch_size, epoch + 1, loss)
             clock = (np.int32(epoch), np.int32(pos))
-            out = calls.run("end", run.state, run.key, run.hp, run.data, run.val, order, clock)
+            data = run.data if feed is None else feed.take(epoch, pos, 0)
+            out = calls.run("end", run.state, run.key, run.hp, data, run.val, order, clock)
             if epoch + 1 < epochs:  # the next epoch's order, drawn while this one is checked
                 order = programs.get("order")(run.key, np.int32(epoch + 1))
             (run.state, stats), stats = calls.settle(out, fetch=out[1])
@@ -194,6 +201,8 @@ def drive(
             hooks.train_end(run, None)
     finally:
         bar.close()
+        if feed is not None:
+            feed.close()
     return run
 
 

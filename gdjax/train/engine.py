@@ -9,6 +9,7 @@ whether they share one key, and how a member's parameters are made.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,10 +22,11 @@ import optax
 
 from gdjax import _checks, _recipes
 from gdjax.train import data as data_lib
-from gdjax.train import identity
+from gdjax.train import identity, precision, sources, streaming
 from gdjax.train.driver import Run
 from gdjax.train.ema import EMA
 from gdjax.train.epoch import epoch_order, run_end, run_steps
+from gdjax.train.multihost import put_replicated
 from gdjax.train.options import TrainOptions
 from gdjax.train.programs import Programs, programs_for
 from gdjax.train.spec import Spec, abstract, build_spec, validation_sets
@@ -45,6 +47,7 @@ PROGRAM_OPTIONS = (
     "diagnostics",
     "record_steps",
     "ema",
+    "precision",
 )
 
 
@@ -164,6 +167,15 @@ def _refuse_non_finite(flags: Any, params_like: Any, model_state: Any) -> None:
     raise ValueError(f"{bad} contains NaN or inf; initial parameters and state must be finite")
 
 
+def _constrained(fn: Callable, sharding: Any) -> Callable:
+    """``fn`` with its output laid out with ``sharding``."""
+
+    def laid_out(*args):
+        return jax.lax.with_sharding_constraint(fn(*args), sharding)
+
+    return laid_out
+
+
 def _make_programs(
     spec: Spec,
     members: Members | None,
@@ -176,10 +188,23 @@ def _make_programs(
     place: Callable,
     sharding: Any = None,
     ema: EMA | None = None,
+    stream: tuple[Any, int | None] | None = None,
+    member_sharding: Any = None,
 ) -> Programs:
     """The programs of a run, as functions of arguments like these (abstract, placed with
-    ``sharding`` when the run is replicated over a mesh); ``ema`` is the run's weight average."""
+    ``sharding`` when the run is replicated over a mesh; a sweep's state with
+    ``member_sharding`` when its members are split over the mesh); ``ema`` is the run's
+    weight average.
+
+    ``stream`` is ``(tail, data_axis)`` for a streamed run: ``data`` is then one chunk of
+    batches and ``tail`` the remainder batch (:mod:`gdjax.train.streaming`), and
+    ``data_axis`` their members' axes when each member has its own order.
+    """
     key_axis, hp_axes = _member_axes(members)
+    steps_fn, end_fn, end_data, data_axis = run_steps, run_end, data, None
+    if stream is not None:
+        steps_fn, end_fn = streaming.steps_program, streaming.end_program
+        end_data, data_axis = stream
     i32 = jax.ShapeDtypeStruct((), jnp.int32, sharding=sharding)
     clock = (i32, i32)
 
@@ -197,40 +222,60 @@ def _make_programs(
             p = init_fn(k) if init_fn is not None else p
             return init_state(spec, p, ms, h), _finite_leaves((p, ms))
 
+        # members split over a mesh axis: constraints inside (the batch's) keep that split
+        split = None if member_sharding is None else member_sharding.spec[0]
         init = jax.vmap(
-            init_member, in_axes=(None, None, hp_axes, key_axis), axis_size=members.count
+            init_member,
+            in_axes=(None, None, hp_axes, key_axis),
+            axis_size=members.count,
+            spmd_axis_name=split,
         )
 
         def vm(fn, axes):
-            return jax.vmap(fn, in_axes=axes, axis_size=members.count)
+            return jax.vmap(fn, in_axes=axes, axis_size=members.count, spmd_axis_name=split)
 
     init_args = (params, model_state, hp, key)
-    state_like = abstract(jax.eval_shape(init, *init_args)[0], sharding)
-    shared = (key_axis, hp_axes, None)
+    state_like = abstract(jax.eval_shape(init, *init_args)[0], member_sharding or sharding)
+    shared = (key_axis, hp_axes, data_axis)
+
+    def pin(fn: Callable) -> Callable:
+        """The state a program returns stays split over the members, where the next program
+        expects it (XLA's propagation alone may choose otherwise)."""
+        if member_sharding is None:
+            return fn
+
+        def pinned(*args):
+            state, *rest = fn(*args)
+            return jax.lax.with_sharding_constraint(state, member_sharding), *rest
+
+        return pinned
 
     order_fn = functools.partial(epoch_order, spec)
     order_like = jax.ShapeDtypeStruct((spec.n,), jnp.int32, sharding=sharding)
     if members is not None and not members.shared_key:
         order_fn = vm(order_fn, (0, None))
-        order_like = jax.ShapeDtypeStruct((members.count, spec.n), jnp.int32, sharding=sharding)
+        by_member = sharding if member_sharding is None else member_sharding
+        order_like = jax.ShapeDtypeStruct((members.count, spec.n), jnp.int32, sharding=by_member)
+        if member_sharding is not None:  # each member's order where its state is
+            order_fn = _constrained(order_fn, member_sharding)
     order_axis = None if members is None or members.shared_key else 0
 
     def make(name: str) -> tuple:
         if name == "init":
-            return init, init_args, False
+            return pin(init), init_args, False
         if name == "order":
             return order_fn, (key, i32), False
         guarded = name.endswith("guarded")
         if name in ("steps", "steps_guarded"):
-            fn = functools.partial(run_steps, spec, guarded)
+            fn = functools.partial(steps_fn, spec, guarded)
             if members is not None:
                 fn = vm(_freeze(fn), (0, *shared, order_axis, None, None))
-            return fn, (state_like, key, hp, data, order_like, clock, i32), guarded
+            return pin(fn), (state_like, key, hp, data, order_like, clock, i32), guarded
         if name in ("end", "end_guarded"):
-            fn = functools.partial(run_end, spec, guarded, ema=ema)
+            fn = functools.partial(end_fn, spec, guarded, ema=ema)
             if members is not None:
                 fn = vm(_freeze(fn), (0, *shared, None, order_axis, None))
-            return fn, (state_like, key, hp, data, val, order_like, clock), guarded
+            return pin(fn), (state_like, key, hp, end_data, val, order_like, clock), guarded
         raise KeyError(name)
 
     return Programs(spec, make, place)
@@ -253,21 +298,43 @@ def start_run(
     placement_key: Any = None,
     batch_sharding: Any = None,
     replicated: Any = None,
+    member_sharding: Any = None,
     desc: str = "fit",
 ) -> Run:
     """Check the inputs, find or build the programs, place the data, make or restore the state.
 
     ``place`` puts arrays where the run keeps them; ``replicated`` is their sharding when that
-    is a mesh (``None``: the default device).
+    is a mesh (``None``: the default device). ``member_sharding`` splits a sweep's members'
+    axis (state, member hyperparameters, keys) over a mesh axis.
     """
     plateau = options.reduce_on_plateau
+    source, layout = sources.as_source(data), None
+    if source is not None:  # streamed: checks and traces see stand-in arrays of its layout
+        layout = sources.probe(source)
+        data = layout.stand_in()
+    options = _load_validation_sources(options)
+    policy = options.precision
+    if policy is not None:  # mixed precision: float32 storage, the loss in policy.compute
+        if params is not None:
+            params = precision.cast_floats(params, policy.params)
+        if members is not None and members.init_fn is not None:
+            members = dataclasses.replace(
+                members, init_fn=precision.cast_init(members.init_fn, policy)
+            )
+        loss_fn, eval_fn = precision.apply(
+            policy, loss_fn, options.eval_loss_fn, model_state is not None
+        )
+        options = dataclasses.replace(options, eval_loss_fn=eval_fn)
 
     def build_optimizer(hp: Any) -> optax.GradientTransformation:
         opt = optimizer.build(hp)
         opt = optax.chain(opt, plateau.transform()) if plateau is not None else opt
+        opt = precision.wrap_optimizer(policy, opt)
         return options.ema.wrap(opt) if options.ema is not None else opt  # outermost
 
     hp = {"optimizer": _recipes.as_inputs(optimizer.numbers), "member": member_hp}
+    per_member_key = members is not None and not members.shared_key
+    by_member = replicated if member_sharding is None else member_sharding
     sets = validation_sets(options.validation_data, data)
     val = tuple(v for _, v in sets) or None
     model_state = None if model_state is None else jax.tree.map(jnp.asarray, model_state)
@@ -286,6 +353,7 @@ def start_run(
         else (members.count, members.shared_key, _recipes.Opaque(members.init_fn)),
         takes_hparams,
         placement_key,
+        None if source is None else ("stream", options.stream_chunk_steps),
     )
     params_like = (
         jax.eval_shape(members.init_fn, key if members.shared_key else key[0])
@@ -294,6 +362,9 @@ def start_run(
     )
     member_one = jax.tree.map(lambda a: a[0], hp["member"]) if members is not None else hp["member"]
     hp_one = {"optimizer": hp["optimizer"], "member": member_one}
+    if member_sharding is not None:  # placed once, where the programs expect them
+        hp = {"optimizer": place(hp["optimizer"]), "member": jax.device_put(member_hp, by_member)}
+        key = jax.device_put(key, by_member if per_member_key else replicated)
 
     def create() -> Programs:
         spec = build_spec(
@@ -310,18 +381,31 @@ def start_run(
         )
         if members is None:
             _check_optimizer(build_optimizer(hp), params_like)
+        data_like, stream = abstract(data, replicated), None
+        if layout is not None:
+            k = streaming.chunk_steps(spec, layout, options.stream_chunk_steps)
+            per_member = members is not None and not members.shared_key
+            data_like, tail = streaming.chunk_like(
+                spec, layout, k, members.count if per_member else None
+            )
+            stream = (tail, (None, 0) if per_member else None)
         return _make_programs(
             spec,
             members,
             abstract(params, replicated),
             abstract(model_state, replicated),
-            abstract(hp, replicated),
-            abstract(key, replicated),
-            abstract(data, replicated),
+            {
+                "optimizer": abstract(hp["optimizer"], replicated),
+                "member": abstract(hp["member"], by_member),
+            },
+            abstract(key, by_member if per_member_key else replicated),
+            data_like,
             abstract(val, replicated),
             lambda consts: place(consts),
             replicated,
             options.ema,
+            stream,
+            member_sharding,
         )
 
     programs, _ = programs_for(cache_key, create)
@@ -330,7 +414,14 @@ def start_run(
     # program takes longest, so it goes first.
     for name in ("steps", "end", "init", "order"):
         programs.get(name)
-    data_dev, prints = data_lib.put("data", data, place)
+    stream = None
+    if source is None:
+        data_dev, prints = data_lib.put("data", data, place)
+    else:
+        per_member = members is not None and not members.shared_key
+        k = streaming.chunk_steps(spec, layout, options.stream_chunk_steps)
+        stream = streaming.Stream(source, layout, spec, k, key, per_member)
+        data_dev, prints = None, stream.fingerprint()
     val_dev = None
     if val is not None:
         val_dev = []
@@ -357,10 +448,28 @@ def start_run(
         val=val_dev,
         members=None if members is None else members.count,
         desc=desc,
+        stream=stream,
     )
     if options.checkpoint_dir is not None:
         _open_checkpoints(run, params_like, model_state, data, val, prints)
     return run
+
+
+def _load_validation_sources(options: TrainOptions) -> TrainOptions:
+    """Validation data given as sources, read into memory (validation is not streamed)."""
+    val = options.validation_data
+    if sources.as_source(val) is not None:
+        val = sources.load_all(sources.as_source(val), "validation_data")
+    elif isinstance(val, dict) and any(sources.as_source(v) is not None for v in val.values()):
+        val = {
+            name: v
+            if sources.as_source(v) is None
+            else sources.load_all(sources.as_source(v), f"validation_data[{name!r}]")
+            for name, v in val.items()
+        }
+    else:
+        return options
+    return dataclasses.replace(options, validation_data=val)
 
 
 def _check_optimizer(opt: optax.GradientTransformation, params: Any) -> None:
@@ -396,6 +505,7 @@ def _settings(options: TrainOptions) -> list:
         options.eval_batch_size,
         sorted(options.metrics or {}),
         *([repr(options.ema)] if options.ema is not None else []),
+        repr(options.precision),
     ]
 
 
@@ -433,7 +543,7 @@ def _open_checkpoints(
                 f"{done} epochs, more than epochs={options.epochs}; pass epochs >= {done} to "
                 "continue it (or use another directory)"
             )
-        run.state = jax.device_put(state, jax.tree.map(lambda a: a.sharding, run.state))
+        run.state = put_replicated(state, jax.tree.map(lambda a: a.sharding, run.state))
         run.history = history
     run.checkpointer = ckpt
 

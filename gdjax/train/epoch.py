@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from gdjax.train import diagnostics as diag_lib
+from gdjax.train import precision
 from gdjax.train.ema import EMA, average_of
 from gdjax.train.shuffle import permutation
 from gdjax.train.spec import Spec
@@ -38,10 +39,15 @@ def epoch_order(spec: Spec, key: jax.Array, epoch: jax.Array) -> jax.Array:
     return jnp.arange(spec.n, dtype=jnp.int32)
 
 
-def _take(data: Any, idx: jax.Array, sharding: Any) -> Any:
+def take_rows(data: Any, idx: jax.Array, sharding: Any) -> Any:
+    """The rows ``idx`` of every array of ``data``, laid out with ``sharding``."""
     # the order is a permutation: its indices are in bounds, and "clip" lowers to fewer
     # operations than the default "fill"
-    batch = jax.tree.map(lambda a: jnp.take(a, idx, axis=0, mode="clip"), data)
+    return constrain(jax.tree.map(lambda a: jnp.take(a, idx, axis=0, mode="clip"), data), sharding)
+
+
+def constrain(batch: Any, sharding: Any) -> Any:
+    """Lay ``batch`` out with ``sharding`` (rows split over the mesh), if one is given."""
     if sharding is None:
         return batch
     explicit = any(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types)
@@ -70,10 +76,29 @@ def run_steps(
     epoch_key = jax.random.fold_in(key, epoch)  # only computed if the loss takes a key
     bs = spec.batch_size
 
+    def batch_at(i: jax.Array) -> Any:
+        idx = jax.lax.dynamic_slice(order, ((pos0 + i) * bs,), (bs,))
+        return take_rows(data, idx, spec.batch_sharding)
+
+    return steps_loop(spec, guarded, state, epoch_key, hp, batch_at, n)
+
+
+def steps_loop(
+    spec: Spec,
+    guarded: bool,
+    state: TrainState,
+    epoch_key: jax.Array,
+    hp: Any,
+    batch_at: Any,
+    n: jax.Array,
+) -> tuple[TrainState, jax.Array]:
+    """The loop of :func:`run_steps`: ``n`` steps on the batches ``batch_at(0)``, ... (also
+    used by :mod:`gdjax.train.streaming`, whose batches come from the host)."""
+    bs = spec.batch_size
+
     def body(i, carry):
         state, ok = carry
-        idx = jax.lax.dynamic_slice(order, ((pos0 + i) * bs,), (bs,))
-        batch = _take(data, idx, spec.batch_sharding)
+        batch = batch_at(i)
         if guarded:
             return guarded_step(spec, state, batch, bs, epoch_key, hp), ok
         state, finite = fast_step(spec, state, batch, bs, epoch_key, hp)
@@ -181,22 +206,39 @@ def run_end(
     metrics and stopping rules see the weights' moving average (:mod:`gdjax.train.ema`)
     instead of the weights.
     """
-    epoch = clock[0]
-    epoch_key = jax.random.fold_in(key, epoch)
+    epoch_key = jax.random.fold_in(key, clock[0])
     ok = jnp.asarray(True)
     if spec.remainder:
         tail = order[spec.num_full * spec.batch_size :]
         sharding = spec.batch_sharding
         if sharding is not None and spec.remainder % sharding.mesh.shape[sharding.spec[0]]:
             sharding = None  # a remainder that does not split evenly stays whole on each device
-        batch = _take(data, tail, sharding)
-        if guarded:
-            state = guarded_step(spec, state, batch, spec.remainder, epoch_key, hp)
-        else:
-            start = (state.params, state.opt_state, state.model_state)
-            state, ok = fast_step(spec, state, batch, spec.remainder, epoch_key, hp)
-            ok = ok & stays_finite(start, (state.params, state.opt_state, state.model_state))
+        batch = take_rows(data, tail, sharding)
+        state, ok = remainder_step(spec, guarded, state, batch, epoch_key, hp)
+    state, stats = finish_epoch(spec, state, epoch_key, hp, val_data, ema)
+    return state, stats, ok
 
+
+def remainder_step(
+    spec: Spec, guarded: bool, state: TrainState, batch: Any, epoch_key: jax.Array, hp: Any
+) -> tuple[TrainState, jax.Array]:
+    """The epoch's last, smaller batch; returns the state and whether it may be kept."""
+    if guarded:
+        return guarded_step(spec, state, batch, spec.remainder, epoch_key, hp), jnp.asarray(True)
+    start = (state.params, state.opt_state, state.model_state)
+    state, ok = fast_step(spec, state, batch, spec.remainder, epoch_key, hp)
+    return state, ok & stays_finite(start, (state.params, state.opt_state, state.model_state))
+
+
+def finish_epoch(
+    spec: Spec,
+    state: TrainState,
+    epoch_key: jax.Array,
+    hp: Any,
+    val_data: Any,
+    ema: EMA | None = None,
+) -> tuple[TrainState, dict]:
+    """After the epoch's last step: its statistics, validation and the stopping rules."""
     acc = state.acc
     count = acc["count"]
     mean = lambda total: jnp.where(count > 0, total / jnp.maximum(count, 1.0), jnp.nan)  # noqa: E731
@@ -214,6 +256,8 @@ def run_end(
     if spec.diagnostics is not None:
         stats.update(diag_lib.finalize(spec.diagnostics, acc["diag"], list(spec.layer_names)))
     opt_state = state.opt_state
+    scaling, opt_state = precision.end_of_epoch(opt_state)  # loss_scale, overflow_steps
+    stats.update(scaling)
     if spec.plateau is not None:
         stats["lr_scale"] = _plateau_scale(opt_state)  # the scale this epoch trained with
         opt_state = observe_plateau(opt_state, stats[spec.plateau.monitor])
@@ -232,4 +276,4 @@ def run_end(
         if state.step_losses is None
         else jnp.full_like(state.step_losses, jnp.nan),
     )
-    return state, stats, ok
+    return state, stats

@@ -14,6 +14,7 @@ import optax
 from gdjax import _checks
 from gdjax.train import history as hist
 from gdjax.train import sharding as shard_lib
+from gdjax.train import sources
 from gdjax.train.callbacks import Hooks
 from gdjax.train.driver import drive, nonfinite_message
 from gdjax.train.ema import average_of
@@ -146,7 +147,7 @@ def fit(
     if mesh is not None:
         axis = shard_lib.data_axis_of(mesh, data_axis)
         batch_sharding = shard_lib.batch_sharding(mesh, axis)
-        n = _checks.data_set("data", data)
+        n = sources.size("data", data)
         shard_lib.check_divisible(_checks.batch_size("batch_size", opts.batch_size, n), mesh, axis)
         place = lambda tree: shard_lib.replicate(tree, mesh)  # noqa: E731
         placement = (mesh, axis)

@@ -7,6 +7,8 @@ Keys (all per epoch):
 - the loss's ``aux`` entries, under their own names (means over examples);
 - ``<set>_loss`` and ``<set>_<metric>`` for each validation set (``val`` by default);
 - ``lr_scale`` — the reduce-on-plateau scale, when that rule is used;
+- ``loss_scale`` and ``overflow_steps`` — the loss scale at the end of the epoch and the steps
+  skipped for an overflow, under dynamic loss scaling (:mod:`gdjax.train.precision`);
 - diagnostics (:mod:`gdjax.train.diagnostics`), when asked for;
 - ``step_loss`` — every step's loss, shape ``(steps_per_epoch,)`` per epoch, when asked for.
 
@@ -22,7 +24,7 @@ from collections.abc import Iterable
 import numpy as np
 
 #: Keys the engine itself records.
-ENGINE_KEYS = ("loss", "nonfinite_steps", "lr_scale", "step_loss")
+ENGINE_KEYS = ("loss", "nonfinite_steps", "lr_scale", "step_loss", "loss_scale", "overflow_steps")
 #: Per-epoch entries that steer the driver and are not kept in the history.
 CONTROL_KEYS = ("stopped", "reason")
 #: Prefixes of the diagnostics' keys.

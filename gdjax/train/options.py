@@ -24,6 +24,7 @@ from gdjax import _checks
 from gdjax.train.callbacks import Callback, check_callbacks
 from gdjax.train.diagnostics import Diagnostics
 from gdjax.train.ema import EMA
+from gdjax.train.precision import Precision, as_precision
 from gdjax.train.stopping import EarlyStopping, ReduceOnPlateau
 
 NONFINITE_POLICIES = ("stop", "skip", "raise")
@@ -79,6 +80,15 @@ class TrainOptions:
             ``check()`` runs here, before anything is compiled or written.
         ema: An :class:`~gdjax.EMA`: keep an exponential moving average of the weights
             (returned as ``ema_params``; validated instead of the weights by default).
+        stream_chunk_steps: When ``data`` is a source (:mod:`gdjax.train.sources`), the number
+            of steps whose batches are read and sent to the device together (default: as many
+            as fill 32 MiB, at most 256). Larger chunks wake Python less often; each costs
+            two chunks of host memory (one training, one being read).
+        precision: Mixed precision (:mod:`gdjax.train.precision`): ``"bfloat16"`` or
+            ``"float16"`` computes the loss in that type with the parameters and optimizer
+            state kept in float32; ``"float16"`` adds dynamic loss scaling (history keys
+            ``loss_scale`` and ``overflow_steps``). A
+            :class:`~gdjax.train.precision.Precision` sets each part.
     """
 
     batch_size: int | None
@@ -104,9 +114,12 @@ class TrainOptions:
     progress_every_steps: int | None = None
     callbacks: Sequence[Callback] = ()
     ema: EMA | None = None
+    stream_chunk_steps: int | None = None
+    precision: str | Precision | None = None
 
     def __post_init__(self) -> None:
         c = _checks
+        object.__setattr__(self, "precision", as_precision(self.precision))
         if self.batch_size is not None:
             c.python_int("batch_size", self.batch_size)
         c.python_int("epochs", self.epochs)
@@ -159,6 +172,7 @@ class TrainOptions:
         c.optional_int("checkpoint_every_steps", self.checkpoint_every_steps)
         c.python_int("keep_checkpoints", self.keep_checkpoints)
         c.optional_int("progress_every_steps", self.progress_every_steps)
+        c.optional_int("stream_chunk_steps", self.stream_chunk_steps)
         object.__setattr__(self, "callbacks", check_callbacks(self.callbacks))
         if self.ema is not None:
             c.instance("ema", self.ema, EMA, "a gdjax.EMA or None")

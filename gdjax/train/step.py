@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import optax
 
 from gdjax.train import diagnostics as diag_lib
+from gdjax.train.precision import loss_scale_of
 from gdjax.train.spec import Spec
 from gdjax.train.state import TrainState
 
@@ -73,10 +74,12 @@ def _compute(spec: Spec, state: TrainState, batch: Any, epoch_key: jax.Array, hp
     step_key = jax.random.fold_in(epoch_key, state.pos + 1)
     diag = spec.diagnostics
     want_input = diag is not None and diag.input_gradients
+    # dynamic loss scaling (gdjax.train.precision): differentiate scale * loss, then unscale
+    scale = loss_scale_of(state.opt_state)
 
     def loss_of(p, b):
         loss, ms, aux = spec.loss(p, state.model_state, b, step_key, loss_hp)
-        return loss, (ms, aux)
+        return (loss if scale is None else loss * scale), (ms, aux, loss)
 
     if want_input:
         leaves, treedef = jax.tree.flatten(batch)
@@ -85,12 +88,14 @@ def _compute(spec: Spec, state: TrainState, batch: Any, epoch_key: jax.Array, hp
             parts = [*leaves[: diag.input_leaf], x, *leaves[diag.input_leaf + 1 :]]
             return loss_of(p, jax.tree.unflatten(treedef, parts))
 
-        (loss, (ms, aux)), (grads, input_grad) = jax.value_and_grad(
+        (_, (ms, aux, loss)), (grads, input_grad) = jax.value_and_grad(
             loss_of_input, argnums=(0, 1), has_aux=True
         )(state.params, leaves[diag.input_leaf])
     else:
-        (loss, (ms, aux)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params, batch)
+        (_, (ms, aux, loss)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params, batch)
         input_grad = None
+    if scale is not None:
+        grads, input_grad = jax.tree.map(lambda g: g / scale.astype(g.dtype), (grads, input_grad))
 
     extra = {}
     if isinstance(opt, optax.GradientTransformationExtraArgs):

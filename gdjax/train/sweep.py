@@ -21,6 +21,7 @@ from gdjax.train.callbacks import Hooks
 from gdjax.train.driver import drive, nonfinite_message
 from gdjax.train.ema import average_of
 from gdjax.train.engine import Members, as_params, optimizer_of, start_run
+from gdjax.train.multihost import sweep_placement
 from gdjax.train.options import make_options, with_option_signature
 from gdjax.train.stopping import REASONS
 
@@ -120,6 +121,9 @@ def sweep(
     seeds: int | Sequence[int] | np.ndarray = 0,
     model_state: Any = None,
     loss_takes_hparams: bool = False,
+    mesh: jax.sharding.Mesh | None = None,
+    member_axis: str | None = None,
+    data_axis: str | None = None,
     **options: Any,
 ) -> SweepResult:
     """Train M configurations in one compiled, vmapped program (one per distinct batch size).
@@ -148,6 +152,12 @@ def sweep(
         seeds: One int for all members, or M ints.
         model_state: Initial model state shared by all members (see :func:`gdjax.fit`).
         loss_takes_hparams: Pass ``hparams=`` to the loss.
+        mesh: A ``jax.sharding.Mesh`` to spread the members over: each member's state lives
+            on the devices of one slice of ``member_axis`` (each batch-size group's number of
+            members must be a multiple of that axis's size); the data is replicated.
+        member_axis: Mesh axis of the members (default: the mesh's first axis).
+        data_axis: Another mesh axis to split each batch over, data-parallel within every
+            member (``batch_size`` a multiple of its size); default: none.
         **options: The training options of :class:`gdjax.TrainOptions`, as for
             :func:`gdjax.fit` (``batch_size`` is the batch size when ``hparams`` has no
             ``batch_size`` entry). With ``checkpoint_dir``, each batch-size group keeps its
@@ -195,6 +205,7 @@ def sweep(
         params = as_params(params)
 
     hooks = Hooks(opts.callbacks, "sweep", opts.epochs, len(groups)) if opts.callbacks else None
+    placement = sweep_placement(mesh, member_axis, data_axis, data, groups)
     results = []
     for bs, idx in groups.items():
         group_opts = dataclasses.replace(
@@ -217,6 +228,7 @@ def sweep(
             members=Members(len(idx), shared_key, init_fn),
             takes_hparams=loss_takes_hparams,
             desc="sweep",
+            **placement,
         )
         if hooks is not None:
             hp_group = {k: a[idx] for k, a in hp_all.items()}
