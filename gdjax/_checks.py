@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -54,6 +56,8 @@ def check_range(
         return
     value = float(value)
     ok = not math.isnan(value)
+    if math.isinf(value) and "learning_rate" in name:
+        raise ValueError(f"{name} must be finite; got {value}")
     if low is not None:
         ok &= value >= low if low_inclusive else value > low
     if high is not None:
@@ -305,3 +309,28 @@ def float_params(name: str, params: Any) -> None:
                 f"{name}{path} has dtype {leaf.dtype}; parameters must be floating-point "
                 "(write 0.0, not 0)"
             )
+
+
+def warn_if_eps_vanishes(owner: str, eps: Any, params: Any) -> None:
+    """Warn when a concrete ``eps > 0`` rounds to zero in a floating dtype of ``params``.
+
+    Adam-like denominators ``sqrt(v) + eps`` then divide 0 by 0 (NaN) wherever a gradient
+    entry has always been zero; float16 cannot hold optax's default ``eps = 1e-8``.
+    """
+    if not _is_python_number(eps) or not eps > 0:
+        return
+    for leaf in jax.tree.leaves(params):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+            continue
+        if float(np.asarray(eps, dtype)) == 0.0:
+            tiny = float(jnp.finfo(dtype).smallest_normal)
+            warnings.warn(
+                f"{owner}: eps={eps:g} rounds to 0 in {np.dtype(dtype).name}, the parameters' "
+                "dtype, so an entry whose gradient stays zero divides 0 by 0 (NaN); pass an eps "
+                f"that {np.dtype(dtype).name} holds (at least {tiny:g}), or keep the parameters "
+                "in float32 (gdjax.fit's precision= option)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return

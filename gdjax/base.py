@@ -66,9 +66,17 @@ def as_state_value(value: Any) -> jax.Array:
     """Store a resolved hyperparameter in optimizer state in the default float dtype.
 
     That is float32, or float64 under ``jax_enable_x64``, so a recorded value keeps the
-    precision it was computed in.
+    precision it was computed in. The value must be a scalar: a schedule that returns one
+    value per parameter or per column would otherwise scale each differently without a word.
     """
-    return jnp.asarray(value, dtype=default_float())
+    out = jnp.asarray(value, dtype=default_float())
+    if out.ndim:
+        raise ValueError(
+            "a hyperparameter, or the value its schedule returns, must be a scalar; got shape "
+            f"{out.shape}. For different values per parameter group, give each group its own "
+            "optimizer (gdjax.partition)"
+        )
+    return out
 
 
 __all__ = [

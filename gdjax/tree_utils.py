@@ -81,6 +81,11 @@ def get_hyperparam(state: Any, name: str) -> Any:
     ``name`` anywhere in a (possibly chained or nested) state; a missing name raises
     ``KeyError`` listing the names that are recorded.
 
+    ``name="effective_learning_rate"`` gives the rate the updates are actually scaled by: the
+    recorded ``learning_rate`` times the ``lr_scale`` of a reduce-on-plateau rule in the
+    chain (:func:`gdjax.reduce_on_plateau`, which ``gdjax.fit(reduce_on_plateau=...)``
+    appends); without such a rule it is ``learning_rate`` itself.
+
     Examples:
         >>> import jax.numpy as jnp, gdjax
         >>> opt = gdjax.sgd(gdjax.schedules.exponential_decay(0.1, 10, 0.5))
@@ -90,6 +95,8 @@ def get_hyperparam(state: Any, name: str) -> Any:
         >>> round(float(gdjax.get_hyperparam(state, "learning_rate")), 6)
         0.1
     """
+    if name == EFFECTIVE_LEARNING_RATE:
+        return _effective_learning_rate(state)
     found = _find_field(state, name)
     if found is _MISSING:
         recorded = sorted(_recorded_names(state))
@@ -101,6 +108,22 @@ def get_hyperparam(state: Any, name: str) -> Any:
 
 
 _MISSING = object()
+#: The name under which `get_hyperparam` returns the learning rate times the plateau scale.
+EFFECTIVE_LEARNING_RATE = "effective_learning_rate"
+
+
+def _effective_learning_rate(state: Any) -> Any:
+    rate = _find_field(state, "learning_rate")
+    if rate is _MISSING:
+        raise KeyError(
+            "no learning_rate is recorded in this optimizer state (a constant rate is not "
+            "recorded, as in optax): the effective rate is your constant rate times "
+            "get_hyperparam(state, 'lr_scale')"
+        )
+    scale = _find_field(state, "lr_scale")
+    return rate if scale is _MISSING else rate * scale
+
+
 # Fields of gdjax/optax states that are counters or per-parameter statistics, not hyperparameters.
 _NOT_HYPERPARAMS = frozenset(
     {"count", "mu", "nu", "nu_max", "trace", "velocity", "sum_of_squares", "e_g", "e_x"}

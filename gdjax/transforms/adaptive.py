@@ -63,6 +63,7 @@ def scale_by_rss(
     _checks.non_negative("eps", eps)
 
     def init_fn(params):
+        _checks.warn_if_eps_vanishes("scale_by_rss", eps, params)
         return ScaleByRssState(_full_like(params, initial_accumulator_value))
 
     def update_fn(updates, state, params=None):
@@ -127,6 +128,7 @@ def scale_by_rms(
     _checks.static_bool("bias_correction", bias_correction)
 
     def init_fn(params):
+        _checks.warn_if_eps_vanishes("scale_by_rms", eps, params)
         nu = _full_like(params, initial_scale)
         return (
             ScaleByRmsWithCountState(zero_count(), nu) if bias_correction else ScaleByRmsState(nu)
@@ -203,6 +205,7 @@ def scale_by_stddev(
     _checks.static_bool("bias_correction", bias_correction)
 
     def init_fn(params):
+        _checks.warn_if_eps_vanishes("scale_by_stddev", eps, params)
         mu, nu = tree_zeros_like(params), _full_like(params, initial_scale)
         if bias_correction:
             return ScaleByStddevWithCountState(zero_count(), mu, nu)
@@ -282,6 +285,7 @@ def scale_by_adam(
     _checks.static_bool("nesterov", nesterov)
 
     def init_fn(params):
+        _checks.warn_if_eps_vanishes("scale_by_adam", eps, params)
         return ScaleByAdamState(
             zero_count(), tree_zeros_like(params, dtype=mu_dtype), tree_zeros_like(params)
         )
@@ -360,6 +364,7 @@ def scale_by_amsgrad(
     _checks.static_bool("bias_correction_nu", bias_correction_nu)
 
     def init_fn(params):
+        _checks.warn_if_eps_vanishes("scale_by_amsgrad", eps, params)
         zeros = tree_zeros_like(params)
         return ScaleByAmsgradState(
             zero_count(), tree_zeros_like(params, dtype=mu_dtype), zeros, zeros
@@ -408,6 +413,7 @@ def scale_by_adamax(
     _adam_checks(b1, b2, eps, 0.0)
 
     def init_fn(params):
+        _checks.warn_if_eps_vanishes("scale_by_adamax", eps, params)
         return ScaleByAdamState(zero_count(), tree_zeros_like(params), tree_zeros_like(params))
 
     def update_fn(updates, state, params=None):
@@ -463,6 +469,7 @@ def scale_by_adadelta(
     _checks.non_negative("eps", eps)
 
     def init_fn(params):
+        _checks.warn_if_eps_vanishes("scale_by_adadelta", eps, params)
         return ScaleByAdaDeltaState(tree_zeros_like(params), tree_zeros_like(params))
 
     def update_fn(updates, state, params=None):
