@@ -88,7 +88,7 @@ class MemmapWriter:
     Rows are appended in order with :meth:`append`; :meth:`close` checks that all ``n`` were
     written and then writes the layout file that makes the directory readable.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> from gdjax.data import MemmapWriter, open_memmap
         >>> folder = tempfile.mkdtemp()
@@ -221,7 +221,7 @@ def write_memmap(directory: str | os.PathLike, data: Any, *, overwrite: bool = F
     ``data`` may itself live on disk (a ``np.memmap``, an ``h5py`` dataset): only one chunk is
     in memory at a time.
 
-    Example:
+    Examples:
         >>> import tempfile, numpy as np
         >>> from gdjax.data import open_memmap, write_memmap
         >>> folder = write_memmap(tempfile.mkdtemp(), {"x": np.eye(3, dtype=np.float32)})

@@ -260,7 +260,7 @@ def fit(
             that does not return a scalar, or a checkpoint directory of another run.
         TypeError: Arguments of the wrong type, or a loss that fails on the data.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, numpy as np, gdjax
         >>> x = np.linspace(-1, 1, 60, dtype=np.float32)[:, None]; y = 3 * x[:, 0] + 1
         >>> clients = gdjax.federated.partition.split(

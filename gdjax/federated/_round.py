@@ -30,7 +30,7 @@ def client_key(key: jax.Array, round_index: int | jax.Array, client: int | jax.A
     Its local training in that round is ``gdjax.fit`` on its data from the global parameters
     with this key and ``epochs=local_epochs`` (see :mod:`gdjax.federated`).
 
-    Example:
+    Examples:
         >>> import jax
         >>> from gdjax.federated import client_key
         >>> k = client_key(jax.random.key(0), 3, 7)

@@ -47,7 +47,7 @@ class DPConfig:
         clip_norm: :math:`C > 0`.
         noise_multiplier: :math:`\sigma \ge 0` (0: clipping only).
 
-    Example:
+    Examples:
         >>> from gdjax.federated import DPConfig
         >>> DPConfig(clip_norm=0.5, noise_multiplier=1.1)
         DPConfig(clip_norm=0.5, noise_multiplier=1.1)

@@ -65,7 +65,7 @@ def padded_permutation(key: jax.Array, n: jax.Array, size: int) -> jax.Array:
     ``n`` may be traced (``1 <= n <= size``), ``size`` is static. Entries from ``n`` on are
     filler indices in ``[0, size)``.
 
-    Example:
+    Examples:
         >>> import jax, numpy as np
         >>> from gdjax.train.shuffle import permutation
         >>> from gdjax.federated._shuffle import padded_permutation

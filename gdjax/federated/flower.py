@@ -76,7 +76,7 @@ class Client(NumPyClient):
         shuffle: Reshuffle every local epoch.
         drop_last: Drop the last, smaller batch of every epoch.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp, numpy as np, gdjax
         >>> from gdjax.federated.flower import Client
         >>> x = np.ones((8, 2), np.float32); y = np.zeros(8, np.float32)
@@ -189,7 +189,7 @@ class ServerOptStrategy(FedAvg):
         history: ``loss`` (the clients' example-weighted mean training loss) and ``clients``
             (the ``client_id`` of each result) per round.
 
-    Example:
+    Examples:
         >>> import numpy as np, gdjax
         >>> from gdjax.federated.flower import ServerOptStrategy
         >>> strategy = ServerOptStrategy({"w": np.zeros(2, np.float32)}, gdjax.adam(0.1),

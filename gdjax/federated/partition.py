@@ -53,7 +53,7 @@ def iid(num_examples: int, num_clients: int, *, seed: Seed = 0) -> list[np.ndarr
     Returns:
         ``K`` sorted index arrays partitioning ``range(N)``.
 
-    Example:
+    Examples:
         >>> from gdjax.federated import partition
         >>> [len(p) for p in partition.iid(10, 3)]
         [4, 3, 3]
@@ -92,7 +92,7 @@ def label_shards(
         ValueError: ``K * k`` is not a multiple of ``L`` (the labels could not be cut into
             equal numbers of shards), or a label has fewer examples than shards.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from gdjax.federated import partition
         >>> y = np.repeat(np.arange(4), 6)
@@ -188,7 +188,7 @@ def dirichlet(
         ValueError: No draw within ``max_tries`` gave every client ``min_size`` examples
             (raise ``alpha`` or lower ``min_size``).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from gdjax.federated import partition
         >>> y = np.repeat(np.arange(3), 50)
@@ -229,7 +229,7 @@ def split(data: Any, parts: Sequence[Any]) -> list[Any]:
     """The client data sets: ``data`` (a pytree of arrays sharing the leading axis) indexed by
     each part.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from gdjax.federated import partition
         >>> x, y = np.arange(6.0)[:, None], np.arange(6)

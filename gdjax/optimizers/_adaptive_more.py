@@ -57,11 +57,13 @@ def adabelief(
     Examples:
         >>> import jax, jax.numpy as jnp, gdjax
         >>> opt = gdjax.adabelief(0.1)
+        >>> def step(_, carry):  # one update; 200 of them run as one compiled loop below
+        ...     params, state = carry
+        ...     grads = jax.grad(lambda p: jnp.sum(p**2))(params)
+        ...     updates, state = opt.update(grads, state, params)
+        ...     return gdjax.apply_updates(params, updates), state
         >>> params = jnp.array([1.0, -2.0])
-        >>> state = opt.init(params)
-        >>> for _ in range(200):
-        ...     updates, state = opt.update(jax.grad(lambda p: jnp.sum(p**2))(params), state, params)
-        ...     params = gdjax.apply_updates(params, updates)
+        >>> params, _ = jax.lax.fori_loop(0, 200, step, (params, opt.init(params)))
         >>> bool(jnp.abs(params).max() < 0.1)
         True
     """

@@ -44,12 +44,13 @@ def sgd(
     Examples:
         >>> import jax, jax.numpy as jnp, gdjax
         >>> opt = gdjax.sgd(0.1, momentum=0.9)
-        >>> params = jnp.array([1.0, -2.0])
-        >>> state = opt.init(params)
-        >>> for _ in range(100):
+        >>> def step(_, carry):  # one update; 100 of them run as one compiled loop below
+        ...     params, state = carry
         ...     grads = jax.grad(lambda p: jnp.sum(p**2))(params)
         ...     updates, state = opt.update(grads, state, params)
-        ...     params = gdjax.apply_updates(params, updates)
+        ...     return gdjax.apply_updates(params, updates), state
+        >>> params = jnp.array([1.0, -2.0])
+        >>> params, _ = jax.lax.fori_loop(0, 100, step, (params, opt.init(params)))
         >>> bool(jnp.abs(params).max() < 1e-2)
         True
     """

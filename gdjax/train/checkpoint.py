@@ -10,7 +10,7 @@ Layout of a ``checkpoint_dir`` (format 2)::
 Other entries of ``checkpoint_dir`` are left alone: orbax never sees them, so a stray numbered
 folder (``2024/``) cannot make it delete or skip the run's checkpoints.
 
-A checkpoint holds the whole :class:`~gdjax.train.epoch.TrainState` (parameters, optimizer and
+A checkpoint holds the whole :class:`~gdjax.train.state.TrainState` (parameters, optimizer and
 model state, epoch, step, position within the epoch, the epoch's running sums, the stopping
 rules' state) as numbered array leaves, plus one JSON record
 ``{"format": 2, "body": TEXT, "sha256": SHA-256 of TEXT}``. The body holds the step, the run's

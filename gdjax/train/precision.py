@@ -69,7 +69,7 @@ class Precision:
 
     ``fit(..., precision="bfloat16")`` is ``Precision(compute="bfloat16")``.
 
-    Example:
+    Examples:
         >>> from gdjax.train.precision import Precision
         >>> Precision("float16").loss_scale
         'dynamic'

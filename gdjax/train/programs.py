@@ -171,8 +171,9 @@ class Programs:
 
     Args:
         spec: The run's static description (kept for later calls with the same key).
-        make: ``name -> (fn, args, donate_first)`` for ``init``, ``steps``, ``guarded`` and
-            ``end``: the function to compile and arguments like the ones it will get.
+        make: ``name -> (fn, args, donate_first)`` for ``init``, ``order``, ``steps``,
+            ``steps_guarded``, ``end`` and ``end_guarded``: the function to compile and
+            arguments like the ones it will get.
         place: Puts arrays the programs close over where their inputs live.
     """
 

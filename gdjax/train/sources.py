@@ -64,7 +64,7 @@ class ArraySource(Source):
         data: An array, a tuple/list or a dict of arrays sharing their first axis N.
         name: How errors name the source.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from gdjax.train.sources import ArraySource
         >>> src = ArraySource((np.arange(10.0), np.arange(10) % 2))

@@ -58,7 +58,7 @@ def zero_acc(spec: Spec, params: Any) -> dict:
 def init_state(spec: Spec, params: Any, model_state: Any, hp: Any) -> TrainState:
     """A fresh training state (a pure function: the engine compiles it).
 
-    Every array is a new buffer — the engine donates the state to its programs, and neither
+    Every array is a new buffer — the guarded programs donate the state, and neither
     the caller's parameters nor one buffer shared by two leaves may be donated.
     """
     params = jax.tree.map(lambda x: jnp.array(x, copy=True), params)

@@ -131,7 +131,7 @@ class StopState(NamedTuple):
 
     stopped: jax.Array  # bool: no further epoch runs
     reason: jax.Array  # int32 index into REASONS
-    halted: jax.Array  # bool: a non-finite step happened this epoch under on_nonfinite="stop"
+    halted: jax.Array  # bool: a non-finite step happened under on_nonfinite="stop" or "raise"
     best: jax.Array  # early stopping: best monitored value
     best_epoch: jax.Array  # epoch (1-based) of the best value, 0 if none yet
     wait: jax.Array

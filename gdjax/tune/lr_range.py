@@ -83,7 +83,7 @@ def lr_range_test(
     Returns:
         An :class:`LRRangeResult`.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, optax
         >>> from gdjax import tune
         >>> x = jnp.linspace(-1, 1, 64)[:, None]; y = 3 * x[:, 0]

@@ -9,7 +9,7 @@
 Grid, random and Sobol configurations are drawn up front from the search's seed, so a resumed
 search draws the same ones.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> from gdjax import tune
     >>> space = tune.Space({"lr": tune.LogUniform(1e-3, 1e-1), "wd": tune.Uniform(0.0, 0.1)})

@@ -21,7 +21,7 @@ hyperparameters (*explore*): each one is resampled from its dimension with proba
 ``resample``, else multiplied by one of ``perturb`` and clipped to its range (a choice moves to
 a neighbouring value). Possible in one program because the hyperparameters are its inputs.
 
-Example:
+Examples:
     >>> from gdjax import tune
     >>> tune.SuccessiveHalving(min_epochs=1, eta=3).rungs(9)
     [1, 3, 9]

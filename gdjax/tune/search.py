@@ -513,7 +513,7 @@ def search(
     Returns:
         A :class:`TuneResult`.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, optax
         >>> from gdjax import tune
         >>> x = jnp.linspace(-1, 1, 64)[:, None]; y = 3 * x[:, 0]

@@ -20,7 +20,7 @@ A dimension may be conditional, ``when={"optimizer": "momentum"}``: it is active
 named :class:`Choice` (declared earlier in the space) takes that value (or one of a list of
 values). An inactive dimension is reported as ``None``; its program input is its ``default``.
 
-Example:
+Examples:
     >>> from gdjax import tune
     >>> space = tune.Space(
     ...     {"lr": tune.LogUniform(1e-4, 1e-2), "width": tune.Choice([16, 32], static=True)}
@@ -105,7 +105,7 @@ class Dimension:
 class Uniform(Dimension):
     """A real number drawn uniformly from ``[low, high]``.
 
-    Example:
+    Examples:
         >>> from gdjax import tune
         >>> tune.Uniform(0.0, 0.9).grid(4)
         [0.0, 0.3, 0.6, 0.9]
@@ -131,7 +131,7 @@ class Uniform(Dimension):
 class LogUniform(Uniform):
     """A positive real number whose logarithm is uniform on ``[log low, log high]``.
 
-    Example:
+    Examples:
         >>> from gdjax import tune
         >>> [f"{v:g}" for v in tune.LogUniform(1e-4, 1.0).grid(5)]
         ['0.0001', '0.001', '0.01', '0.1', '1']
@@ -154,7 +154,7 @@ class IntUniform(Dimension):
     """An integer from ``low`` to ``high`` (both included), each equally likely; with
     ``log=True`` its logarithm is uniform (for widths, batch sizes).
 
-    Example:
+    Examples:
         >>> from gdjax import tune
         >>> tune.IntUniform(1, 4).grid(10)
         [1, 2, 3, 4]
@@ -191,7 +191,7 @@ class Choice(Dimension):
     """One of ``values``, each equally likely. Numbers reach the programs as inputs unless
     ``static=True``; strings, booleans and ``None`` are always static.
 
-    Example:
+    Examples:
         >>> from gdjax import tune
         >>> tune.Choice(["sgd", "adam"]).from_unit(0.7)
         'adam'
