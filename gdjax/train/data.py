@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gdjax import _checks
+from gdjax.train.programs import RARE
 
 #: Rows of each array that enter the fingerprint (evenly spaced).
 FINGERPRINT_ROWS = 16
@@ -44,7 +45,7 @@ def _summary_one(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 @functools.partial(
     jax.jit,
-    compiler_options={"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False},
+    compiler_options=RARE,
 )
 def _summary(arrays: list) -> list:
     """Per array: whether every value is finite, the sum of the values, a few spaced rows."""
