@@ -550,4 +550,4 @@ def run(ctx: Context) -> StudyResult:
     return report(measure(ctx), ctx)
 
 
-STUDY = Study("second_order", "Second-order methods and global search", SOURCE, run)
+STUDY = Study("second_order", "Second-order methods and global search", SOURCE, run, default=False)
