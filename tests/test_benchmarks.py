@@ -23,23 +23,35 @@ def _run(script: str, *args: str) -> str:
     return out.stdout
 
 
-def test_bench_fit_prints_each_runner_roofline_and_speedup():
-    text = _run("bench_fit.py", "--epochs", "2", "--rounds", "1", "--hidden", "8", "--skip-torch")
-    assert re.search(r"roofline [0-9.]+ GFLOP/s", text)
-    for runner in ("gdjax.fit", "flax+optax loop"):
-        row = re.search(
-            rf"^\s+8 {re.escape(runner)}\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)%", text, re.M
-        )
-        assert row and float(row.group(1)) > 0, text
-    assert re.search(
-        r"speed-up of gdjax\.fit over the best anchor \(flax\+optax loop\): [0-9.]+x", text
+def test_bench_engine_reports_cold_warm_and_steady_for_every_runner(tmp_path):
+    out = tmp_path / "engine.json"
+    text = _run(
+        "bench_engine.py",
+        *("--hidden", "8", "--rounds", "1", "--cold-epochs", "1", "--steady-epochs", "2"),
+        *("--skip-torch", "--cold-runners", "gdjax.fit", "flax+optax loop", "--out", str(out)),
     )
+    for runner in ("gdjax.fit", "flax+optax loop"):
+        row = rf"^\s+1 epoch\(s\)\s+{re.escape(runner)}\s+[0-9.]+\s+\["
+        assert re.search(row, text, re.M), text
+    assert re.search(r"fastest anchor flax\+optax loop: gdjax\.fit is [0-9.]+x its speed", text)
+    assert re.search(r"^\s+gdjax\.fit\s+-?[0-9.]+\s+\[", text, re.M), text  # warm overhead
+    assert re.search(r"host-to-device copy of the data set: [0-9.]+ ms", text), text
+    saved = json.loads(out.read_text())
+    assert {"date", "machine", "versions", "results"} <= set(saved)
+    assert set(saved["results"]) == {"cold", "warm", "steady"}
+    assert len(saved["results"]["steady"]["8/gdjax.fit"]) == 1  # 2 epochs, the first left out
 
 
-def test_bench_sweep_prints_both_throughputs_and_ratio():
-    text = _run("bench_sweep.py", "--epochs", "2", "--members", "3", "--hidden", "8")
+def test_bench_sweep_reports_every_runner_and_the_ratio(tmp_path):
+    out = tmp_path / "sweep.json"
+    args = ("--epochs", "2", "--members", "3", "--hidden", "8", "--rounds", "1", "--out", str(out))
+    text = _run("bench_sweep.py", *args)
     assert "3 learning rates, H=8" in text
-    assert re.search(r"throughput ratio: total [0-9.]+x, steady [0-9.]+x", text), text
+    for runner in ("gdjax.sweep", "sequential flax loops", "vmapped lax.scan epoch"):
+        assert re.search(rf"^{re.escape(runner)}\s+[0-9.]+\s+[0-9.]+ \[", text, re.M), text
+    assert re.search(r"gdjax\.sweep steady throughput: [0-9.]+x the sequential loops", text), text
+    saved = json.loads(out.read_text())
+    assert len(saved["results"]["final_loss"]["gdjax.sweep"]) == 3
 
 
 def test_bench_shuffle_prints_both_and_speedup():
@@ -139,9 +151,8 @@ def test_bench_tune_prints_every_tuner_both_targets_and_writes_json(tmp_path):
 def _run_here(script: str, *args: str) -> str:
     """Run a benchmark on this checkout (not whichever gdjax is installed)."""
     root = str(BENCH.parents[1])
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     out = subprocess.run(
         [sys.executable, str(BENCH / script), "--synthetic", "300", *args],
         cwd=BENCH,
@@ -186,3 +197,18 @@ def test_bench_precision_prints_speed_and_accuracy_per_policy():
             rf"^{re.escape(policy)}\s+[0-9.]+\s+([0-9.]+)\s+[0-9.]+x\s+([0-9.]+)$", text, re.M
         )
         assert row and 0 <= float(row.group(2)) <= 1, text
+
+
+def test_performance_page_figures_come_from_the_result_files():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(BENCH))
+    page = report.PAGE.read_text()
+    blocks = report.tables()
+    # every generated block is on the page, and the page holds exactly what the files give
+    for name in blocks:
+        assert f"<!-- report:{name} -->" in page, name
+    assert report.render(page, blocks) == page, "run experiments/benchmarks/report.py"
+    assert {"engine-cold", "engine-warm", "engine-steady", "targets", "sweep"} <= set(blocks)

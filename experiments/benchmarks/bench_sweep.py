@@ -1,23 +1,162 @@
-"""Throughput of a 16-learning-rate sweep in one gdjax.sweep program vs 16 sequential runs of the
-flax + optax loop (MLP 784-32-32-10, Adam, batch 128, Fashion-MNIST).
+"""A 16-learning-rate sweep: one ``gdjax.sweep`` program against the strongest ways to write it
+by hand (MLP 784-H-H-10, Adam, batch 128, Fashion-MNIST's 60,000 training images, NumPy arrays
+as a user holds them).
 
-Throughput is member-epochs per second of wall time, compilation included on both sides, and
-also in steady state (first epoch of each run left out).
+Runners, in one process, each given the 16 rates:
 
-    python experiments/benchmarks/bench_sweep.py --epochs 3
+- ``gdjax.sweep``: the rates as vmapped data, one program.
+- ``sequential flax loops``: the idiomatic flax + optax loop (jitted step, ``donate_argnums``)
+  run once per rate; the rate is an argument of the step (``optax.inject_hyperparams``), so the
+  step compiles once for all 16 runs, not 16 times.
+- ``vmapped lax.scan epoch``: a hand-written jitted ``lax.scan`` epoch ``jax.vmap``-ed over the
+  rates, data on the device — what an expert writes without a library.
+
+Each runner's first call compiles (reported as *first call*, compile included); then ``--rounds``
+interleaved rounds of a fresh call each give the *steady* figure: seconds per member-epoch,
+the median over the epochs after each call's first.
+
+    python experiments/benchmarks/bench_sweep.py --rounds 3 --out docs/benchmarks/sweep.json
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
+import os
+import platform
 import time
+from pathlib import Path
 
-import _common as c
+import _engine_runners as r
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
+from flax.training import train_state
 
 import gdjax
+
+BATCH = r.BATCH
+
+
+def gdjax_sweep(x, y, hidden, lrs, epochs):
+    model, loss_fn = r._mlp(hidden), r._loss(hidden)
+    t = time.perf_counter()
+    res = gdjax.sweep(
+        loss_fn,
+        lambda k: model.init(k, x[:1]),
+        lambda hp: gdjax.adam(hp["learning_rate"]),
+        (x, y),
+        hparams={"learning_rate": lrs},
+        seeds=0,
+        batch_size=BATCH,
+        epochs=epochs,
+    )
+    jax.block_until_ready(res.params)
+    wall = time.perf_counter() - t
+    return wall, list(res.epoch_seconds[BATCH]), res.history["loss"][:, -1]
+
+
+@functools.cache
+def _flax_step():
+    @functools.partial(jax.jit, donate_argnums=0)
+    def train_step(state, xb, yb):
+        def loss_fn(params):
+            logits = state.apply_fn(params, xb)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        return state.apply_gradients(grads=grads), loss
+
+    return train_step
+
+
+def sequential_flax(x, y, hidden, lrs, epochs):
+    model = r._mlp(hidden)
+    step = _flax_step()
+    tx = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    t = time.perf_counter()
+    per_epoch, finals = [], []
+    for i, lr in enumerate(lrs):
+        state = train_state.TrainState.create(
+            apply_fn=model.apply, params=model.init(jax.random.key(0), x[:1]), tx=tx
+        )
+        state.opt_state.hyperparams["learning_rate"] = jnp.asarray(lr)
+        rng = np.random.default_rng(i)
+        steps = len(x) // BATCH
+        for e in range(epochs):
+            t0 = time.perf_counter()
+            perms = rng.permutation(len(x))[: steps * BATCH].reshape(steps, BATCH)
+            total = 0.0
+            for idx in perms:
+                state, loss = step(state, x[idx], y[idx])
+                total += loss
+            final = float(total) / steps
+            if e:
+                per_epoch.append(time.perf_counter() - t0)
+        finals.append(final)
+    return time.perf_counter() - t, per_epoch, np.asarray(finals)
+
+
+@functools.cache
+def _vmapped_epoch(n: int, hidden: int):
+    model = r._mlp(hidden)
+    steps = n // BATCH
+
+    def one_member(params, opt_state, lr, x, y, order):
+        tx = optax.adam(lr)
+
+        def step(carry, idx):
+            params, opt_state = carry
+
+            def loss_fn(p):
+                logits = model.apply(p, x[idx])
+                return optax.softmax_cross_entropy_with_integer_labels(logits, y[idx]).mean()
+
+            loss, grads = jax.value_and_grad(loss_fn)(params)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
+        return params, opt_state, losses.mean()
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def epoch(params, opt_state, lrs, x, y, key):
+        order = jax.random.permutation(key, n)[: steps * BATCH].reshape(steps, BATCH)
+        return jax.vmap(one_member, in_axes=(0, 0, 0, None, None, None))(
+            params, opt_state, lrs, x, y, order
+        )
+
+    return epoch
+
+
+def vmapped_scan(x, y, hidden, lrs, epochs):
+    model = r._mlp(hidden)
+    t = time.perf_counter()
+    xd, yd, lr_d = jax.device_put((x, y, lrs))
+    m = len(lrs)
+    one = model.init(jax.random.key(0), x[:1])
+    params = jax.tree.map(lambda a: jnp.broadcast_to(a, (m, *a.shape)), one)
+    opt_state = jax.vmap(lambda p: optax.adam(1e-3).init(p))(params)
+    epoch = _vmapped_epoch(len(x), hidden)
+    per_epoch, losses = [], None
+    for e in range(epochs):
+        t0 = time.perf_counter()
+        params, opt_state, losses = epoch(
+            params, opt_state, lr_d, xd, yd, jax.random.fold_in(jax.random.key(0), e)
+        )
+        losses = np.asarray(losses)
+        if e:
+            per_epoch.append(time.perf_counter() - t0)
+    return time.perf_counter() - t, per_epoch, losses
+
+
+RUNNERS = {
+    "gdjax.sweep": gdjax_sweep,
+    "sequential flax loops": sequential_flax,
+    "vmapped lax.scan epoch": vmapped_scan,
+}
 
 
 def main() -> None:
@@ -25,63 +164,58 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--members", type=int, default=16)
     ap.add_argument("--hidden", type=int, default=32)
-    ap.add_argument(
-        "--synthetic", type=int, metavar="N", help="N random examples instead of Fashion-MNIST"
-    )
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--synthetic", type=int, metavar="N", help="N random examples instead")
+    ap.add_argument("--out", type=Path, help="write the raw results here (JSON)")
     args = ap.parse_args()
-    x, y = c.load_data(args.synthetic)
+    x, y = r.load(args.synthetic)
     lrs = np.logspace(-4, -1.5, args.members).astype(np.float32)
-    model = c.MLP(args.hidden)
-
-    def loss_fn(p, batch):
-        logits = model.apply(p, batch[0])
-        return optax.softmax_cross_entropy_with_integer_labels(logits, batch[1]).mean()
-
-    t = time.perf_counter()
-    res = gdjax.sweep(
-        loss_fn,
-        lambda k: model.init(k, x[:1]),
-        lambda hp: optax.adam(hp["learning_rate"]),
-        (x, y),
-        hparams={"learning_rate": lrs},
-        seeds=0,
-        batch_size=128,
-        epochs=args.epochs,
-    )
-    sweep_total = time.perf_counter() - t
-    sweep_steady = float(np.median(res.epoch_seconds[128][1:]))
-
-    t = time.perf_counter()
-    seq_steady = []
-    for i, lr in enumerate(lrs):
-        seconds, _ = c.flax_loop(x, y, args.hidden, args.epochs, lr=float(lr), seed=i)
-        seq_steady.extend(seconds[1:])
-    seq_total = time.perf_counter() - t
-    seq_epoch = float(np.median(seq_steady))
-
     m, e = args.members, args.epochs
-    print(
-        f"{m} learning rates, H={args.hidden}, {e} epochs each, batch 128, {jax.device_count()} "
-        "device(s)"
+
+    first, steady, finals = {}, {}, {}
+    for name, run in RUNNERS.items():  # each runner's first call compiles
+        wall, _, _ = run(x, y, args.hidden, lrs, e)
+        first[name] = wall
+    for _ in range(args.rounds):
+        for name, run in RUNNERS.items():
+            _, per_epoch, final = run(x, y, args.hidden, lrs, e)
+            if name == "gdjax.sweep":
+                per_epoch = per_epoch[1:]
+            if name != "sequential flax loops":  # one epoch of all members at once
+                per_epoch = [s / m for s in per_epoch]
+            steady.setdefault(name, []).extend(per_epoch)
+            finals[name] = np.asarray(final).tolist()
+
+    seq = "sequential flax loops"
+    lines = [
+        f"{m} learning rates, H={args.hidden}, {e} epochs per call, batch {BATCH}, "
+        f"{jax.device_count()} device(s), {os.cpu_count()} cores, {args.rounds} rounds",
+        f"{'runner':<26} {'first call s':>12} {'steady s/member-epoch':>22} {'vs sequential':>14}",
+    ]
+    med = {k: float(np.median(v)) for k, v in steady.items()}
+    for name in RUNNERS:
+        v = steady[name]
+        lines.append(
+            f"{name:<26} {first[name]:12.2f} {med[name]:10.4f} [{min(v):.4f}-{max(v):.4f}] "
+            f"{med[seq] / med[name]:13.2f}x"
+        )
+    lines.append(
+        f"gdjax.sweep steady throughput: {med[seq] / med['gdjax.sweep']:.2f}x the sequential "
+        f"loops (target >= 3x), {med['vmapped lax.scan epoch'] / med['gdjax.sweep']:.2f}x the "
+        "hand-written vmapped epoch"
     )
-    print(
-        f"gdjax.sweep (one program): total {sweep_total:7.2f} s -> {m * e / sweep_total:6.2f} "
-        f"member-epochs/s; steady {sweep_steady:.3f} s per epoch of all {m} -> "
-        f"{m / sweep_steady:6.2f} member-epochs/s"
-    )
-    print(
-        f"{m} sequential flax loops:   total {seq_total:7.2f} s -> {m * e / seq_total:6.2f} "
-        f"member-epochs/s; steady {seq_epoch:.3f} s per member-epoch -> "
-        f"{1 / seq_epoch:6.2f} member-epochs/s"
-    )
-    print(
-        f"throughput ratio: total {seq_total / sweep_total:.2f}x, steady "
-        f"{seq_epoch * m / sweep_steady:.2f}x (target >= 4x)"
-    )
-    best = int(np.nanargmin(res.history["loss"][:, -1]))
-    print(
-        f"best learning rate {lrs[best]:.2e}: final training loss {res.history['loss'][best, -1]:.4f}"
-    )
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        meta = {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+            "versions": {"jax": jax.__version__, "gdjax": gdjax.__version__},
+            "settings": vars(args) | {"out": str(args.out)},
+        }
+        results = {"first_call": first, "steady_per_member_epoch": steady, "final_loss": finals}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(meta | {"results": results, "report": text}, indent=1))
 
 
 if __name__ == "__main__":

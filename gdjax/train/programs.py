@@ -44,18 +44,11 @@ import jax.extend
 #: How many runs' programs are kept (least recently used are dropped).
 MAX_CACHED = 16
 
-#: XLA options for the small programs that run once per call or per epoch (init, order):
-#: without LLVM's optimizations they compile about twice as fast. (Also turning off XLA:CPU's newer fusion emitters
-#: compiled faster still, but together the two options miscompiled the float64 gradient of a
-#: convolution with batch norm in jax 0.10.2 — tests/test_models.py caught it — so they are not
-#: combined.)
-RARE = {"xla_backend_optimization_level": 0}
-#: XLA options for the programs that run every step or read whole data sets: the steps, and
-#: the end of an epoch (the remainder batch and validation; at -O0 a pass over a validation
-#: set took several times longer).
-FREQUENT: dict = {}
-#: The programs compiled with :data:`RARE`.
-RARE_PROGRAMS = ("init", "order")
+#: XLA options of every program: XLA's defaults. (Compiling the small programs without LLVM's
+#: optimizations halved their compile time, but -O0 changed results elsewhere — with XLA:CPU's
+#: legacy emitters it miscompiled a float64 convolution gradient, and alone a batch-norm CNN
+#: stopped fitting a tiny batch in the tests — so no program is compiled that way.)
+COMPILER_OPTIONS: dict = {}
 
 #: Primitives whose function parameters are derivative rules, unused when the program runs.
 _DERIVATIVE_RULES = ("custom_jvp_call", "custom_vjp_call")
@@ -203,7 +196,7 @@ class Programs:
                     name=f"gdjax_{name}",
                     donate_first=donate_first,
                     place=self._place,
-                    options=RARE if name in RARE_PROGRAMS else FREQUENT,
+                    options=COMPILER_OPTIONS,
                 )
             return self._built[name]
 
