@@ -338,6 +338,26 @@ def second_order_table(data: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def precision_table(data: dict) -> str:
+    out = [f"Run {data['date']}: `{data['command'].split(' --json')[0]}`.{_load_note(data)}\n"]
+    for key, title in (("mlp", "MLP"), ("cnn", "CNN")):
+        if key not in data:
+            continue
+        res = data[key]
+        out += [
+            f"**{title}**, {res['n']:,} training images, {res['epochs']} epochs, batch 128:\n",
+            "| compute | first epoch (s) | steady epoch (s) | vs float32 | test accuracy |",
+            "|---|---|---|---|---|",
+        ]
+        for label, row in res["policies"].items():
+            out.append(
+                f"| {label} | {row['cold_s']:.2f} | {row['steady_s']:.3f} | "
+                f"{row['speed_vs_float32']:.2f}× | {row['test_accuracy']:.4f} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
 def targets(engine: dict, sweep: dict | None) -> str:
     rows = ["| target (engine issue) | measured | verdict |", "|---|---|---|"]
     rows += _engine_targets(engine)
@@ -361,6 +381,7 @@ def tables() -> dict[str, str]:
         ("stream", stream_table),
         ("optimizers", optimizers_table),
         ("second_order", second_order_table),
+        ("precision", precision_table),
     ):
         data = load(name)
         if data is not None:
