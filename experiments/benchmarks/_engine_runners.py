@@ -95,18 +95,27 @@ def _flax_step():
     return train_step
 
 
-def flax_loop(x, y, hidden, epochs, lr=1e-3, seed=0):
+def flax_loop(x, y, hidden, epochs, lr=1e-3, seed=0, tx=None):
     """The idiomatic flax + optax loop (flax's examples): a jitted step called from Python over
-    NumPy-shuffled host batches, the last partial batch dropped, one sync per epoch."""
+    NumPy-shuffled host batches, the last partial batch dropped, one sync per epoch.
+
+    ``tx``: an ``optax.inject_hyperparams(optax.adam)`` shared by several calls, whose
+    ``learning_rate`` is set to ``lr`` (the step then compiles once for all of them);
+    default: a new ``optax.adam(lr)``."""
     import jax
+    import jax.numpy as jnp
     import optax
     from flax.training import train_state
 
     model = _mlp(hidden)
     t = time.perf_counter()
     state = train_state.TrainState.create(
-        apply_fn=model.apply, params=model.init(jax.random.key(seed), x[:1]), tx=optax.adam(lr)
+        apply_fn=model.apply,
+        params=model.init(jax.random.key(seed), x[:1]),
+        tx=optax.adam(lr) if tx is None else tx,
     )
+    if tx is not None:
+        state.opt_state.hyperparams["learning_rate"] = jnp.asarray(lr)
     step = _flax_step()
     rng = np.random.default_rng(seed)
     steps = len(x) // BATCH
@@ -190,6 +199,27 @@ def torch_runner(threads: int, compiled: bool):
             return pool.apply(_torch_runner.timed_call, args)
 
     return run
+
+
+def write_result(out, args, results: dict, report: str) -> None:
+    """Write a benchmark's raw results as JSON, with the date, the machine and the versions."""
+    import json
+    import os
+    import platform
+    from pathlib import Path
+
+    import jax
+
+    import gdjax
+
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+        "versions": {"jax": jax.__version__, "gdjax": gdjax.__version__},
+        "settings": vars(args) | {"out": str(args.out)},
+    }
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(meta | {"results": results, "report": report}, indent=1))
 
 
 JAX_RUNNERS = {"gdjax.fit": gdjax_fit, "flax+optax loop": flax_loop, "lax.scan epoch": scan_epoch}

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -179,14 +178,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        meta = {
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
-            "versions": {"jax": jax.__version__, "gdjax": gdjax.__version__},
-            "settings": vars(args) | {"out": str(args.out)},
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(meta | {"results": results, "report": text}, indent=1))
+        r.write_result(args.out, args, results, text)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -33,7 +31,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax.training import train_state
 
 import gdjax
 
@@ -58,43 +55,13 @@ def gdjax_sweep(x, y, hidden, lrs, epochs):
     return wall, list(res.epoch_seconds[BATCH]), res.history["loss"][:, -1]
 
 
-@functools.cache
-def _flax_step():
-    @functools.partial(jax.jit, donate_argnums=0)
-    def train_step(state, xb, yb):
-        def loss_fn(params):
-            logits = state.apply_fn(params, xb)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        return state.apply_gradients(grads=grads), loss
-
-    return train_step
-
-
 def sequential_flax(x, y, hidden, lrs, epochs):
-    model = r._mlp(hidden)
-    step = _flax_step()
-    tx = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    tx = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)  # one step program for all
     t = time.perf_counter()
     per_epoch, finals = [], []
     for i, lr in enumerate(lrs):
-        state = train_state.TrainState.create(
-            apply_fn=model.apply, params=model.init(jax.random.key(0), x[:1]), tx=tx
-        )
-        state.opt_state.hyperparams["learning_rate"] = jnp.asarray(lr)
-        rng = np.random.default_rng(i)
-        steps = len(x) // BATCH
-        for e in range(epochs):
-            t0 = time.perf_counter()
-            perms = rng.permutation(len(x))[: steps * BATCH].reshape(steps, BATCH)
-            total = 0.0
-            for idx in perms:
-                state, loss = step(state, x[idx], y[idx])
-                total += loss
-            final = float(total) / steps
-            if e:
-                per_epoch.append(time.perf_counter() - t0)
+        _, seconds, final = r.flax_loop(x, y, hidden, epochs, lr=float(lr), seed=i, tx=tx)
+        per_epoch.extend(seconds[1:])
         finals.append(final)
     return time.perf_counter() - t, per_epoch, np.asarray(finals)
 
@@ -207,15 +174,8 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.out:
-        meta = {
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
-            "versions": {"jax": jax.__version__, "gdjax": gdjax.__version__},
-            "settings": vars(args) | {"out": str(args.out)},
-        }
         results = {"first_call": first, "steady_per_member_epoch": steady, "final_loss": finals}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(meta | {"results": results, "report": text}, indent=1))
+        r.write_result(args.out, args, results, text)
 
 
 if __name__ == "__main__":
