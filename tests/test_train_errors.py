@@ -147,3 +147,19 @@ def test_aux_entries_must_not_clash_with_a_validation_set():
 
     with pytest.raises(ValueError, match=r"aux entry 'test_loss' clashes"):
         _fit(loss=loss, validation_data={"test": (X, Y)})
+
+
+def test_data_check_tells_an_overflowing_sum_from_bad_values():
+    # Finite data whose float32 sum overflows to inf: accepted (the exact check runs).
+    big = np.full((8, 2), 3e38, np.float32)
+    big_res = _fit(data=(big, Y), loss=lambda p, b: _ce(p, (b[0] * 0, b[1])))
+    assert np.isfinite(big_res.params).all()
+    # inf and -inf together sum to NaN; both are named.
+    both = X.copy()
+    both[3, 0], both[6, 1] = np.inf, -np.inf
+    with pytest.raises(ValueError, match=r"data\[0\] contains 2 NaN/inf.*example 3"):
+        _fit(data=(both, Y))
+    # Low-precision data: the sum is taken in float32 and still sees the inf.
+    half = jnp.asarray(_inf_x(), jnp.bfloat16)
+    with pytest.raises(ValueError, match=r"data\[0\] contains 1 NaN/inf.*example 2"):
+        _fit(data=(half, Y), loss=lambda p, b: _ce(p, (b[0].astype(jnp.float32), b[1])))

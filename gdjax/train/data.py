@@ -2,8 +2,10 @@
 
 NaN or inf in the data would turn every step that reads them into a skipped step; the engine
 refuses such data up front instead, naming the array and the first bad example. The check is
-one fused reduction per array on the device (no copy of the data set to the host), which also
-yields a cheap fingerprint of the values for checkpoints (each array's sum and a few rows).
+one sum per array on the device (no copy of the data set to the host): NaN or inf in an array
+makes its sum NaN or inf, and only then is every value tested (which also tells a sum that
+overflowed from bad values). The sum and a few rows are the array's fingerprint for
+checkpoints. (XLA:CPU sums 47M floats in ~20 ms; ``isfinite(x).all()`` takes ~120 ms.)
 JAX arrays are immutable, so the result is remembered per array object: passing the same
 arrays again costs nothing. NumPy arrays may change between calls, so they are checked each
 time, after their copy to the device.
@@ -29,22 +31,33 @@ FINGERPRINT_ROWS = 16
 _seen: dict[int, tuple[weakref.ref, tuple[bool, str]]] = {}
 
 
-def _summary_one(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _summary_one(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     n = x.shape[0]
     rows = jnp.linspace(0, n - 1, min(n, FINGERPRINT_ROWS)).astype(jnp.int32)
     if jnp.issubdtype(x.dtype, jnp.inexact):
-        finite = jnp.isfinite(x).all()
         total = jnp.sum(x, dtype=jnp.complex64 if jnp.iscomplexobj(x) else jnp.float32)
     else:
-        finite = jnp.asarray(True)
         total = jnp.sum(x, dtype=jnp.int32)
-    return finite, total, x[rows]
+    return total, x[rows]
 
 
 @jax.jit  # XLA's default options: it reads the whole data set (at -O0 that took 10x longer)
 def _summary(arrays: list) -> list:
-    """Per array: whether every value is finite, the sum of the values, a few spaced rows."""
+    """Per array: the sum of its values and a few evenly spaced rows."""
     return [_summary_one(x) for x in arrays]
+
+
+@jax.jit
+def _all_finite(x: jax.Array) -> jax.Array:
+    return jnp.isfinite(x).all()
+
+
+def _finite(x: jax.Array, total: Any) -> bool:
+    """Whether every value of ``x`` is finite, given its sum: a finite sum proves it (IEEE
+    arithmetic carries NaN and inf through a sum); a non-finite one may be an overflow."""
+    if not jnp.issubdtype(x.dtype, jnp.inexact) or np.isfinite(total):
+        return True
+    return bool(_all_finite(x))
 
 
 def _remembered(x: Any) -> tuple[bool, str] | None:
@@ -98,10 +111,10 @@ def put(
     results = [_remembered(x) for x in leaves]
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
-        for i, (finite, total, rows) in zip(
+        for i, (total, rows) in zip(
             todo, jax.device_get(_summary([leaves[i] for i in todo])), strict=True
         ):
-            results[i] = (bool(finite), _fingerprint(leaves[i], total, rows))
+            results[i] = (_finite(leaves[i], total), _fingerprint(leaves[i], total, rows))
             _remember(leaves[i], results[i])
     for path, x, (finite, _) in zip(paths, leaves, results, strict=True):
         if not finite:
