@@ -29,7 +29,14 @@ def tiny_fashion(tmp_path):
     return tmp_path
 
 
-def test_runs_both_models_and_writes_a_dated_versioned_page(tiny_fashion, tmp_path):
+def test_runs_both_models_and_writes_a_dated_versioned_page(tiny_fashion, tmp_path, monkeypatch):
+    # The same two model families, narrower: the script's path is what is tested here.
+    from gdjax.models import CNN, MLP
+
+    monkeypatch.setitem(fmq.MODELS, "mlp", lambda: MLP(features=(16, 10), dropout_rate=0.2))
+    monkeypatch.setitem(
+        fmq.MODELS, "cnn", lambda: CNN(num_classes=10, channels=(4, 8), dense=8, dropout_rate=0.3)
+    )
     out = tmp_path / "out"
     argv = ["--data-dir", str(tiny_fashion), "--out-dir", str(out), "--batch-size", "16"]
     rc = fmq.main([*argv, "--mlp-epochs", "1", "--cnn-epochs", "1"])
