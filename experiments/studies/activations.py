@@ -16,6 +16,7 @@ import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import sentiment
 from experiments._report import claims_table, figure, pct, table
+from experiments.studies import prng_key
 from gdjax.models import MLP
 
 SOURCE = "gradient-descent-for-neural-networks.md, 'Training Accuracy for Different Activation Functions'"
@@ -59,10 +60,12 @@ def run(ctx: Context) -> StudyResult:
     data = sentiment(ctx, ctx.pick(600, 4000), vocab_size=ctx.pick(300, 1000))
     depth, width = ctx.pick(4, 8), ctx.pick(16, 64)
     epochs = ctx.pick(3, 30)
+    features = (*[width] * depth, 2)
+    # the activation has no weights: every network starts from the same initial weights
+    params = jax.jit(MLP(features=features).init)(prng_key(ctx), data.x_train[:1])
     runs, grads = {}, {}
     for act in ctx.progress(DOC, desc="activations"):
-        model = MLP(features=(*[width] * depth, 2), activation=act)
-        params = jax.jit(model.init)(jax.random.key(ctx.seed), data.x_train[:1])
+        model = MLP(features=features, activation=act)
 
         def loss(p, b, model=model):
             return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])

@@ -19,6 +19,7 @@ from experiments._core import Context, Study, StudyResult
 from experiments._data import corpus, movie_ratings
 from experiments._history import epoch_loss
 from experiments._report import figure, fmt, pct, table
+from experiments.studies import prng_key
 from gdjax.data import fit_standardizer, load_sklearn, train_test_split
 from gdjax.models import LinearSVM, LogisticRegression
 
@@ -41,7 +42,7 @@ def linear_models(ctx: Context) -> dict:
     out = {"train_examples": len(xtr), "test_examples": len(xte), "epochs": epochs, "l2": lam}
 
     logreg = LogisticRegression()
-    p0 = logreg.init(jax.random.key(ctx.seed), xtr[:1])
+    p0 = logreg.init(prng_key(ctx), xtr[:1])
 
     def logreg_loss(p, b):
         s = logreg.apply(p, b[0])
@@ -55,7 +56,7 @@ def linear_models(ctx: Context) -> dict:
         (xtr, ytr.astype(np.float32)),
         batch_size=None,
         epochs=epochs,
-        key=jax.random.key(ctx.seed),
+        key=prng_key(ctx),
     )
     acc = float(np.mean((np.asarray(logreg.apply(res.params, xte)) > 0) == yte))
     # sklearn's C is the inverse of the *summed* penalty: mean loss + lam/2 |w|² ⇔ C = 1/(lam n)
@@ -69,7 +70,7 @@ def linear_models(ctx: Context) -> dict:
     }
 
     svm = LinearSVM()
-    p0 = svm.init(jax.random.key(ctx.seed), xtr[:1])
+    p0 = svm.init(prng_key(ctx), xtr[:1])
     ytr_pm, yte_pm = 2.0 * ytr - 1.0, 2.0 * yte - 1.0
 
     def svm_loss(p, b):
@@ -83,7 +84,9 @@ def linear_models(ctx: Context) -> dict:
         (xtr, ytr_pm.astype(np.float32)),
         batch_size=16,
         epochs=epochs,
-        key=jax.random.key(ctx.seed),
+        key=prng_key(ctx),
+        # quick: no smaller last batch, whose step would compile into a second program
+        drop_last=ctx.quick,
     )
     acc = float(np.mean(np.sign(np.asarray(svm.apply(res.params, xte))) == yte_pm))
     sk = LinearSVC(C=1.0 / (lam * len(xtr)), loss="hinge", max_iter=20000, dual=True).fit(xtr, ytr)
@@ -203,6 +206,8 @@ def matrix_factorization(ctx: Context) -> dict:
         seeds=ctx.seed,
         batch_size=256,
         epochs=epochs,
+        # quick: no smaller last batch, whose step would compile into a second program
+        drop_last=ctx.quick,
         validation_data={"val": val, "test": test},  # history: val_loss and test_loss
         eval_loss_fn=lambda p, b, hparams: squared_error(p, b),
         progress=ctx.show_progress,
@@ -251,7 +256,7 @@ def skipgram(ctx: Context) -> dict:
         [ids[window + o : len(ids) - window + o] for o in range(-window, window + 1) if o]
     )
     if ctx.quick:
-        keep = np.random.default_rng(ctx.seed).permutation(len(centers))[:20000]
+        keep = np.random.default_rng(ctx.seed).permutation(len(centers))[:20480]  # 40 batches
         centers, contexts = centers[keep], contexts[keep]
     v, dim, negatives = len(vocab), 50, 5
     freq = np.array([counts[w] for w in vocab], np.float64)
@@ -277,7 +282,7 @@ def skipgram(ctx: Context) -> dict:
         (centers, contexts),
         batch_size=512,
         epochs=ctx.pick(2, 8),
-        key=jax.random.key(ctx.seed),
+        key=prng_key(ctx),
         takes_key=True,  # a fresh key per step draws the negative samples
         progress=ctx.show_progress,
     )

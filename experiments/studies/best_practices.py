@@ -16,6 +16,7 @@ from experiments._data import images, sentiment_sequences
 from experiments._history import epoch_loss, final
 from experiments._report import claims_table, figure, fmt, pct, table
 from experiments._translation import run_translation
+from experiments.studies import prng_key
 from gdjax.data import fit_standardizer, load_sklearn, train_test_split
 from gdjax.models import CNN, MLP, RNNClassifier
 
@@ -32,7 +33,7 @@ def normalization(ctx: Context) -> dict:
     (xtr, ytr), (xte, yte) = train_test_split(x, y, test_fraction=0.3, seed=ctx.seed)
     scaler = fit_standardizer(xtr)
     model = MLP(features=(32, 3), activation="tanh")
-    params = jax.jit(model.init)(jax.random.key(ctx.seed), xtr[:1])
+    params = jax.jit(model.init)(prng_key(ctx), xtr[:1])
     grid = np.logspace(-6, 2, 17)
     epochs = ctx.pick(20, 200)
 
@@ -63,6 +64,8 @@ def normalization(ctx: Context) -> dict:
                 seeds=ctx.seed,
                 batch_size=16,
                 epochs=epochs,
+                # quick: no smaller last batch, whose step would compile into a second program
+                drop_last=ctx.quick,
                 validation_data=(b, yte),
                 metrics={"acc": accuracy},
                 progress=ctx.show_progress,
@@ -92,7 +95,7 @@ def batch_norm(ctx: Context) -> dict:
     out = {"depth": depth, "epochs": epochs, "data": data.description}
     for bn in (False, True):
         model = MLP(features=(*[64] * depth, 10), activation="relu", batch_norm=bn)
-        variables = jax.jit(model.init)(jax.random.key(ctx.seed), data.x_train[:1])
+        variables = jax.jit(model.init)(prng_key(ctx), data.x_train[:1])
         params = {"params": variables["params"]}
         if bn:
 
@@ -116,7 +119,7 @@ def batch_norm(ctx: Context) -> dict:
             (data.x_train, data.y_train),
             batch_size=64,
             epochs=epochs,
-            key=jax.random.key(ctx.seed),
+            key=prng_key(ctx),
             model_state=state,
             drop_last=True,
         )
@@ -137,7 +140,7 @@ def cnn(ctx: Context) -> dict:
     """(c) CNN + Adam + cross-entropy, the guide's Example 1."""
     data = images(ctx, ctx.pick(1000, 20000), ctx.pick(300, 10000))
     model = CNN(num_classes=10, channels=ctx.pick((4, 8), (16, 32)), dense=ctx.pick(16, 64))
-    params = jax.jit(model.init)(jax.random.key(ctx.seed), data.x_train[:1])
+    params = jax.jit(model.init)(prng_key(ctx), data.x_train[:1])
 
     def loss(p, b):
         return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
@@ -153,7 +156,7 @@ def cnn(ctx: Context) -> dict:
         (data.x_train, data.y_train),
         batch_size=64,
         epochs=epochs,
-        key=jax.random.key(ctx.seed),
+        key=prng_key(ctx),
         drop_last=True,
         validation_data=(data.x_test, data.y_test),
         metrics={"accuracy": acc},
@@ -178,7 +181,7 @@ def rnn_sentiment(ctx: Context) -> dict:
     model = RNNClassifier(
         vocab_size=1000, num_classes=2, embed_dim=32, hidden_size=ctx.pick(16, 64)
     )
-    params = jax.jit(model.init)(jax.random.key(ctx.seed), data.x_train[:1])
+    params = jax.jit(model.init)(prng_key(ctx), data.x_train[:1])
 
     def loss(p, b):
         return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
@@ -194,7 +197,7 @@ def rnn_sentiment(ctx: Context) -> dict:
         (data.x_train, data.y_train),
         batch_size=32,
         epochs=epochs,
-        key=jax.random.key(ctx.seed),
+        key=prng_key(ctx),
         drop_last=True,
         validation_data=(data.x_test, data.y_test),
         metrics={"accuracy": acc},

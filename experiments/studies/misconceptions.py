@@ -24,6 +24,7 @@ from experiments._core import Context, Study, StudyResult
 from experiments._history import epoch_loss, final
 from experiments._report import figure, fmt, pct, table
 from experiments._toy import minimize_sweep
+from experiments.studies import prng_key
 
 SOURCE = "gradient-descent-for-neural-networks.md, 'Common Misconceptions' 1, 2, 4, 5"
 
@@ -201,7 +202,7 @@ def part_d(ctx: Context, seed: int) -> dict:
             batch_size=32,
             epochs=ctx.pick(3, 30),
             drop_last=True,
-            key=jax.random.key(seed),
+            key=prng_key(ctx, seed),
             validation_data=(xte, yte),
             metrics={"acc": accuracy},
             progress=ctx.show_progress,

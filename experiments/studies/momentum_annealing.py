@@ -16,6 +16,7 @@ from experiments._core import Context, Study, StudyResult
 from experiments._history import epoch_loss, final
 from experiments._report import figure, fmt, pct, table
 from experiments._toy import either, minimize_sweep
+from experiments.studies import prng_key
 from gdjax import schedules
 from gdjax.data import fit_standardizer, load_sklearn, train_test_split
 from gdjax.models import MLP
@@ -129,7 +130,7 @@ def digits_split(seed: int):
 def annealing(ctx: Context) -> dict:
     xtr, ytr, xte, yte = digits_split(ctx.seed)
     model = MLP(features=(128, 10), activation="relu")
-    params = model.init(jax.random.key(ctx.seed), xtr[:1])
+    params = jax.jit(model.init)(prng_key(ctx), xtr[:1])
     epochs, batch, lr = ctx.pick(3, 30), 32, 0.1
     # the last, smaller batch is dropped: every step's loss (whose spread is measured) is over
     # the same number of examples
@@ -180,9 +181,11 @@ def stopping(ctx: Context) -> dict:
     xtr, ytr, xte, yte = digits_split(ctx.seed)
     n_val = len(xte) // 2
     xval, yval, xte, yte = xte[:n_val], yte[:n_val], xte[n_val:], yte[n_val:]
-    xtr, ytr = xtr[:400], ytr[:400]  # a small training set, so that overfitting shows
+    # a small training set, so that overfitting shows (quick: 12 whole batches of 32)
+    n_train = ctx.pick(384, 400)
+    xtr, ytr = xtr[:n_train], ytr[:n_train]
     model = MLP(features=(256, 256, 10), activation="relu")
-    params = model.init(jax.random.key(ctx.seed), xtr[:1])
+    params = jax.jit(model.init)(prng_key(ctx), xtr[:1])
     max_epochs = ctx.pick(8, 200)
 
     def loss(p, b):
@@ -205,7 +208,7 @@ def stopping(ctx: Context) -> dict:
             (xtr, ytr),
             batch_size=32,
             epochs=max_epochs,
-            key=jax.random.key(ctx.seed),
+            key=prng_key(ctx),
             validation_data=(xval, yval),
             **kw,
         )

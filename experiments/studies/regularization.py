@@ -18,6 +18,7 @@ from experiments._core import Context, Study, StudyResult
 from experiments._data import images
 from experiments._history import epoch_loss, final
 from experiments._report import figure, fmt, pct, table
+from experiments.studies import prng_key
 from gdjax.losses import kernel_mask, l1_penalty, l2_penalty
 from gdjax.models import CNN
 
@@ -30,7 +31,7 @@ def run(ctx: Context) -> StudyResult:
     data = images(ctx, ctx.pick(512, 4000), ctx.pick(256, 2000))
     n_val = len(data.x_test)
     model = CNN(num_classes=10, channels=ctx.pick((4, 8), (8, 16)), dense=ctx.pick(16, 32))
-    params = model.init(jax.random.key(ctx.seed), data.x_train[:1])
+    params = jax.jit(model.init)(prng_key(ctx), data.x_train[:1])
     pairs = list(itertools.product(STRENGTHS, STRENGTHS))
     epochs = ctx.pick(2, 15)
 

@@ -18,6 +18,7 @@ import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import cifar10
 from experiments._report import figure, fmt, table
+from experiments.studies import prng_key
 from gdjax.models import ResNet
 
 SOURCE = "gradient-descent-for-neural-networks.md, 'Impact of Number of Layers on Training Time'"
@@ -32,12 +33,12 @@ def time_depth(
     steps: int,
     x: np.ndarray,
     y: np.ndarray,
-    seed: int,
+    key: jax.Array,
     conv_implementation: str = "auto",
 ) -> dict:
     """Compile ``steps`` training steps as one scanned program, then time one run of it."""
     model = ResNet(depth=depth, widths=widths, conv_implementation=conv_implementation)
-    variables = jax.jit(model.init)(jax.random.key(seed), x[:1])
+    variables = jax.jit(model.init)(key, x[:1])
     params, stats = variables["params"], variables["batch_stats"]
     opt = gdjax.chain(gdjax.add_decayed_weights(5e-4), gdjax.sgd(0.1, momentum=0.9))
     n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
@@ -97,13 +98,15 @@ def run(ctx: Context) -> StudyResult:
             "CIFAR-10 was not found under `--data-dir` (cifar-10-batches-bin/). Step time "
             "does not depend on pixel values."
         )
+    key = prng_key(ctx)  # the initial weights (step time does not depend on them)
     runs = {}
     for d in ctx.progress(depths, desc="ResNet depths"):
-        runs[f"ResNet-{d}"] = time_depth(d, widths, batch, steps, x, y, ctx.seed)
+        runs[f"ResNet-{d}"] = time_depth(d, widths, batch, steps, x, y, key)
     base = runs[f"ResNet-{depths[0]}"]["seconds_per_step"]
-    # The same shallowest step with XLA's own convolution inside the scan, for comparison.
+    # The same shallowest step with XLA's own convolution inside the scan, for comparison
+    # (skipped under --quick: one more model to compile).
     xla_steps = 2
-    xla = time_depth(depths[0], widths, batch, xla_steps, x, y, ctx.seed, "xla")
+    xla = None if ctx.quick else time_depth(depths[0], widths, batch, xla_steps, x, y, key, "xla")
     rows = []
     for d in depths:
         r = runs[f"ResNet-{d}"]
@@ -163,16 +166,23 @@ def run(ctx: Context) -> StudyResult:
             else ""
         )
     )
+    if xla is None:
+        xla_text = ". The comparison with XLA's own convolution is skipped under `--quick`."
+    else:
+        xla_text = (
+            f": with XLA's own convolution inside the scan, the ResNet-{depths[0]} step took "
+            f"{xla['seconds_per_step']:.2f} s instead of {base:.3f} s "
+            f"({xla['seconds_per_step'] / base:.0f}× slower, {xla_steps} steps timed), since "
+            "XLA:CPU runs the gradient convolutions of a loop body as naive loops "
+            "(jax-ml/jax#12868)."
+        )
     page = f"""
 Each depth's training step (forward, backward, SGD + momentum 0.9 with weight decay, batch
 norm in training mode) is compiled as one `lax.scan` over {steps} steps of batch {batch}, compiled
 ahead of time (compile time listed separately), then run once and timed. **Time per epoch is
 extrapolated** from those {steps} measured steps to {int(np.ceil(EPOCH_IMAGES / batch))} steps
 (50,000 images), not measured over a full epoch. Widths {widths}. The convolutions are
-`gdjax.models.Conv` patch-matrix products (the CPU default): with XLA's own convolution inside
-the scan, the ResNet-{depths[0]} step took {xla["seconds_per_step"]:.2f} s instead of
-{base:.3f} s ({xla["seconds_per_step"] / base:.0f}× slower, {xla_steps} steps timed), since
-XLA:CPU runs the gradient convolutions of a loop body as naive loops (jax-ml/jax#12868).
+`gdjax.models.Conv` patch-matrix products (the CPU default){xla_text}
 
 {
         table(
@@ -203,8 +213,9 @@ XLA:CPU runs the gradient convolutions of a loop body as naive loops (jax-ml/jax
         "epoch_images": EPOCH_IMAGES,
         "document_minutes": {f"ResNet-{k}": v for k, v in DOC.items()},
         "runs": runs,
-        "xla_convolution": {f"ResNet-{depths[0]}": xla},
     }
+    if xla is not None:
+        numbers["xla_convolution"] = {f"ResNet-{depths[0]}": xla}
     return StudyResult(numbers, page, {"scaling": fig}, headline, data)
 
 

@@ -24,6 +24,7 @@ import optax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import images
 from experiments._report import claims_table, figure, fmt, pct, table
+from experiments.studies import prng_key
 from gdjax import tune
 
 SOURCE = (
@@ -56,7 +57,7 @@ class _Problem:
         self.val = (flat[n_train:], data.y_train[n_train:])
         self.hidden = ctx.pick(16, 32)
         sizes = (flat.shape[1], self.hidden, self.hidden, 10)
-        keys = jax.random.split(jax.random.key(ctx.seed), 3)
+        keys = jax.random.split(prng_key(ctx), 3)
         self.params = [
             {
                 "w": jax.random.normal(k, (a, b)) * np.sqrt(2.0 / a),
