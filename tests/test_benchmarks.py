@@ -1,5 +1,9 @@
 """The benchmark scripts run end to end (tiny synthetic data, no timing checked) and print the
-side-by-side figures and ratios they exist for."""
+side-by-side figures and ratios they exist for.
+
+Their cost is compilation, so the settings keep the programs few and small: 256 examples (two
+full batches of 128, no remainder-batch programs), hidden width 10 (the MLP's 10x10 layers share
+one initializer program with each other) and as few runners as the checks need."""
 
 import json
 import os
@@ -11,9 +15,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
 
 
-def _run(script: str, *args: str) -> str:
+def _run(script: str, *args: str, synthetic: int = 256) -> str:
     out = subprocess.run(
-        [sys.executable, str(BENCH / script), "--synthetic", "300", *args],
+        [sys.executable, str(BENCH / script), "--synthetic", str(synthetic), *args],
         cwd=BENCH,
         capture_output=True,
         text=True,
@@ -27,26 +31,28 @@ def test_bench_engine_reports_cold_warm_and_steady_for_every_runner(tmp_path):
     out = tmp_path / "engine.json"
     text = _run(
         "bench_engine.py",
-        *("--hidden", "8", "--rounds", "1", "--cold-epochs", "1", "--steady-epochs", "2"),
-        *("--skip-torch", "--cold-runners", "gdjax.fit", "flax+optax loop", "--out", str(out)),
+        *("--hidden", "10", "--rounds", "1", "--cold-epochs", "1", "--steady-epochs", "2"),
+        *("--skip-torch", "--cold-runners", "gdjax.fit", "flax+optax loop"),
+        *("--warm-runners", "gdjax.fit", "lax.scan epoch", "--out", str(out)),
     )
     for runner in ("gdjax.fit", "flax+optax loop"):
         row = rf"^\s+1 epoch\(s\)\s+{re.escape(runner)}\s+[0-9.]+\s+\["
         assert re.search(row, text, re.M), text
     assert re.search(r"fastest anchor flax\+optax loop: gdjax\.fit is [0-9.]+x its speed", text)
     assert re.search(r"^\s+gdjax\.fit\s+-?[0-9.]+\s+\[", text, re.M), text  # warm overhead
+    assert re.search(r"fastest anchor lax\.scan epoch: gdjax\.fit is [0-9.]+x$", text, re.M)
     assert re.search(r"host-to-device copy of the data set: [0-9.]+ ms", text), text
     saved = json.loads(out.read_text())
     assert {"date", "machine", "versions", "results"} <= set(saved)
     assert set(saved["results"]) == {"cold", "warm", "steady"}
-    assert len(saved["results"]["steady"]["8/gdjax.fit"]) == 1  # 2 epochs, the first left out
+    assert len(saved["results"]["steady"]["10/gdjax.fit"]) == 1  # 2 epochs, the first left out
 
 
 def test_bench_sweep_reports_every_runner_and_the_ratio(tmp_path):
     out = tmp_path / "sweep.json"
-    args = ("--epochs", "2", "--members", "3", "--hidden", "8", "--rounds", "1", "--out", str(out))
+    args = ("--epochs", "2", "--members", "3", "--hidden", "10", "--rounds", "1", "--out", str(out))
     text = _run("bench_sweep.py", *args)
-    assert "3 learning rates, H=8" in text
+    assert "3 learning rates, H=10" in text
     for runner in ("gdjax.sweep", "sequential flax loops", "vmapped lax.scan epoch"):
         assert re.search(rf"^{re.escape(runner)}\s+[0-9.]+\s+[0-9.]+ \[", text, re.M), text
     assert re.search(r"gdjax\.sweep steady throughput: [0-9.]+x the sequential loops", text), text
@@ -68,8 +74,10 @@ def test_bench_shuffle_prints_both_and_speedup():
 
 
 def test_bench_conv_prints_each_runner_and_both_ratios():
-    text = _run("bench_conv.py", "--n", "256", "--epochs", "2")
-    assert "CNN on 256 images" in text
+    # one small conv stage and one batch: XLA's convolution inside the scan is a naive loop
+    small = ("--channels", "4", "--dense", "0", "--skip-loop-patches")
+    text = _run("bench_conv.py", "--n", "128", "--epochs", "2", *small, synthetic=128)
+    assert "CNN on 128 images" in text
     for runner in ("gdjax.fit, patches", "gdjax.fit, xla conv", "flax+optax loop, xla conv"):
         row = re.search(rf"^{re.escape(runner)}\s+([0-9.]+)\s+([0-9.]+)x\s+([0-9.]+)$", text, re.M)
         assert row and float(row.group(1)) > 0, text
@@ -112,7 +120,8 @@ def test_bench_federated_prints_both_runners_and_the_speedup(tmp_path):
     text = _run(
         "bench_federated.py",
         *("--clients", "6", "--per-round", "2", "--rounds", "2", "--epochs", "1"),
-        *("--hidden", "8", "--repeats", "1", "--out", str(out)),
+        *("--hidden", "10", "--repeats", "1", "--out", str(out)),
+        synthetic=300,  # 6 clients of 50: 5 batches of 10 each
     )
     for runner in ("gdjax.federated.fit", "flax+optax loop"):
         row = re.search(rf"^{re.escape(runner)}\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)$", text, re.M)
@@ -130,11 +139,13 @@ def test_bench_tune_prints_every_tuner_both_targets_and_writes_json(tmp_path):
     out = tmp_path / "tune.json"
     text = _run(
         "bench_tune.py",
-        *("--epochs", "3", "--grid-points", "2", "--population", "4", "--hidden", "8"),
-        *("--optuna-trials", "2", "--anchor-seeds", "1", "--gdjax-optuna-trials", "4"),
-        *("--optuna-batch", "4", "--warm", "--out", str(out)),
+        *("--epochs", "2", "--pbt-interval", "1", "--grid-points", "2", "--population", "4"),
+        *("--hidden", "10", "--optuna-trials", "2", "--anchor-seeds", "1"),
+        *("--gdjax-optuna-trials", "4", "--optuna-batch", "4", "--warm", "--out", str(out)),
+        synthetic=192,  # 128 training examples (one batch), 64 for validation
     )
-    assert "4 configurations, MLP 784-8-8-10" in text
+    # programs of 4 trials (grid, PBT, optuna batches) and of 1 (the survivor of the halving)
+    assert "4 configurations, MLP 784-10-10-10" in text
     names = ["grid (one gdjax program)", "successive halving (gdjax)", "PBT (gdjax)"]
     names += ["successive halving (gdjax), warm"]
     names += ["optuna TPE in gdjax programs", "optuna TPE + sequential flax (anchor, seed 0)"]
@@ -144,17 +155,17 @@ def test_bench_tune_prints_every_tuner_both_targets_and_writes_json(tmp_path):
     payload = json.loads(out.read_text())
     assert set(payload["runs"]) == set(names)
     assert payload["machine"]["cores"] >= 1 and payload["date"] and payload["versions"]["optuna"]
-    assert payload["grid_compute_member_epochs"] == 4 * 3
+    assert payload["grid_compute_member_epochs"] == 4 * 2
     assert 0 < payload["grid_fraction_within_target"] <= 1
 
 
-def _run_here(script: str, *args: str) -> str:
+def _run_here(script: str, *args: str, synthetic: int = 256) -> str:
     """Run a benchmark on this checkout (not whichever gdjax is installed)."""
     root = str(BENCH.parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     out = subprocess.run(
-        [sys.executable, str(BENCH / script), "--synthetic", "300", *args],
+        [sys.executable, str(BENCH / script), "--synthetic", str(synthetic), *args],
         cwd=BENCH,
         capture_output=True,
         text=True,
@@ -169,14 +180,8 @@ def test_bench_stream_prints_throughputs_and_the_capped_run(tmp_path):
     record = tmp_path / "stream.json"
     text = _run_here(
         "bench_stream.py",
-        "--epochs",
-        "2",
-        "--rounds",
-        "1",
-        "--big-gb",
-        "0.005",
-        "--json",
-        str(record),
+        *("--epochs", "2", "--rounds", "1", "--hidden", "10", "--json", str(record)),
+        *("--big-gb", "0.004", "--big-batch", "256"),  # 1024 images: 4 batches, no remainder
     )
     for runner in ("in memory", "streamed, host arrays", "streamed, memmap"):
         row = re.search(rf"^{re.escape(runner)}\s+([0-9.]+) .* ([0-9.]+)x  yes$", text, re.M)
@@ -190,7 +195,7 @@ def test_bench_stream_prints_throughputs_and_the_capped_run(tmp_path):
 
 def test_bench_precision_prints_speed_and_accuracy_per_policy():
     text = _run_here(
-        "bench_precision.py", "--epochs", "2", "--rounds", "1", "--hidden", "8", "--models", "mlp"
+        "bench_precision.py", "--epochs", "2", "--rounds", "1", "--hidden", "10", "--models", "mlp"
     )
     for policy in ("float32", "bfloat16", "float16 + loss scaling"):
         row = re.search(

@@ -17,6 +17,9 @@ It prints seconds per epoch (median of the epochs after the first, which compile
 runner's speed relative to the anchor.
 
     python experiments/benchmarks/bench_conv.py --n 6400 --epochs 3
+
+Smoke runs shrink it: ``--synthetic N`` (random images), ``--channels`` and ``--dense`` (a
+smaller CNN) and ``--skip-loop-patches``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--synthetic", type=int, default=None, help="random data of this size")
+    ap.add_argument("--channels", type=int, nargs="+", default=[32, 64], help="per conv stage")
+    ap.add_argument("--dense", type=int, default=128, help="width of the dense layer (0: none)")
+    ap.add_argument(
+        "--skip-loop-patches", action="store_true", help="leave out the last runner (smoke runs)"
+    )
     args = ap.parse_args()
     for name in ("n", "epochs", "rounds"):
         if getattr(args, name) < 1 + (name == "epochs"):
@@ -51,17 +59,21 @@ def main() -> None:
     x, y = _common.load_data(args.synthetic)
     x, y = x[: args.n].reshape(-1, 28, 28, 1), y[: args.n]
     print(f"CNN on {len(x)} images, batch 128, {args.epochs} epochs x {args.rounds} rounds")
-    seconds: dict[str, list[float]] = {name: [] for name in RUNNERS}
+    runners = dict(RUNNERS)
+    if args.skip_loop_patches:
+        del runners["flax+optax loop, patches"]
+    seconds: dict[str, list[float]] = {name: [] for name in runners}
     losses: dict[str, float] = {}
     for r in range(args.rounds):
-        for name, (kind, impl) in RUNNERS.items():
+        for name, (kind, impl) in runners.items():
             run = _common.gdjax_fit if kind == "fit" else _common.flax_loop
-            s, loss = run(x, y, None, args.epochs, seed=r, model=CNN(conv_implementation=impl))
+            model = CNN(channels=tuple(args.channels), dense=args.dense, conv_implementation=impl)
+            s, loss = run(x, y, None, args.epochs, seed=r, model=model)
             seconds[name] += list(np.asarray(s)[1:])
             losses[name] = float(np.asarray(loss)[-1])
     anchor = float(np.median(seconds[ANCHOR]))
     print(f"{'runner':28s} {'s/epoch':>8s} {'vs anchor':>10s} {'last loss':>10s}")
-    for name in RUNNERS:
+    for name in runners:
         t = float(np.median(seconds[name]))
         print(f"{name:28s} {t:8.3f} {anchor / t:9.2f}x {losses[name]:10.4f}")
     fit_patches = float(np.median(seconds["gdjax.fit, patches"]))

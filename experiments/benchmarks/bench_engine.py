@@ -57,12 +57,13 @@ def _cold(runner: str, hidden: int, epochs: int, synthetic: int | None, cache: s
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _in_process(hidden: int, steady_epochs: int, x, y) -> dict:
+def _in_process(hidden: int, steady_epochs: int, x, y, runners: list[str]) -> dict:
     """Warm calls and steady epochs of the JAX runners, in this process."""
     import jax
 
     out = {}
-    for name, run in r.JAX_RUNNERS.items():
+    for name in runners:
+        run = r.JAX_RUNNERS[name]
         run(x, y, hidden, 1, lr=1e-3)  # compiles
         wall, seconds, _ = run(x, y, hidden, 2, lr=3e-4, seed=1)
         _, steady, loss = run(x, y, hidden, steady_epochs, lr=1e-3, seed=2)
@@ -98,9 +99,19 @@ def main() -> None:
     ap.add_argument(
         "--cold-runners", nargs="+", choices=COLD_RUNNERS, default=COLD_RUNNERS, metavar="RUNNER"
     )
+    ap.add_argument(
+        "--warm-runners",
+        nargs="+",
+        choices=list(r.JAX_RUNNERS),
+        default=list(r.JAX_RUNNERS),
+        metavar="RUNNER",
+        help="JAX runners of the warm and steady parts (default: all; smoke runs take fewer)",
+    )
     ap.add_argument("--synthetic", type=int, metavar="N", help="N random examples instead")
     ap.add_argument("--out", type=Path, help="write the raw results here (JSON)")
     args = ap.parse_args()
+    if "gdjax.fit" not in args.warm_runners or (args.skip_torch and len(args.warm_runners) < 2):
+        ap.error("--warm-runners needs gdjax.fit and an anchor to compare it with")
 
     import jax
 
@@ -122,7 +133,7 @@ def main() -> None:
                         results["cold"].setdefault(key, []).append(res["wall"])
                         print(f"round {rnd} cold H={h} epochs={e} {runner}: {res['wall']:.2f} s",
                               flush=True)  # fmt: skip
-                ip = _in_process(h, args.steady_epochs, x, y)
+                ip = _in_process(h, args.steady_epochs, x, y, args.warm_runners)
                 for name, v in ip.items():
                     if name == "host_to_device_copy":
                         results["warm"].setdefault(f"{h}/copy", []).append(v)
@@ -158,7 +169,7 @@ def main() -> None:
                 )
         copy = _med(results["warm"][f"{h}/copy"])
         lines.append(f"H = {h}: warm call, fixed overhead (call minus its epochs), median ms")
-        for name in r.JAX_RUNNERS:
+        for name in args.warm_runners:
             v = results["warm"][f"{h}/{name}"]
             lines.append(
                 f"  {name:<30} {1e3 * _med(v):8.1f}  [{1e3 * min(v):.1f}-{1e3 * max(v):.1f}]"

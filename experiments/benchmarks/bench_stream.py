@@ -18,8 +18,9 @@ file-backed) every 0.2 s. The directory is removed at the end.
 
     python experiments/benchmarks/bench_stream.py --rounds 3 --epochs 4 --big-gb 10
 
-``--synthetic N`` replaces Fashion-MNIST with N random examples and ``--big-gb`` may be a
-fraction (smoke runs); ``--json PATH`` writes the figures with date, machine and versions.
+``--synthetic N`` replaces Fashion-MNIST with N random examples, ``--hidden`` sets the MLP's
+width (32) and ``--big-gb`` may be a fraction (smoke runs); ``--json PATH`` writes the figures
+with date, machine and versions.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def throughput(args: argparse.Namespace) -> dict:
     from gdjax.train.sources import ArraySource, MemmapSource
 
     x, y = c.load_data(args.synthetic)
-    model = c.MLP(32)
+    model = c.MLP(args.hidden)
     loss_fn = _mlp_loss(model)
     scratch = Path(tempfile.mkdtemp(prefix="gdjax-bench-stream-"))
     try:
@@ -119,7 +120,8 @@ def throughput(args: argparse.Namespace) -> dict:
             all(np.array_equal(a, b) for a, b in zip(f, g, strict=True))
             for f, g in zip(finals[name], finals["in memory"], strict=True)
         )
-    return {"n": len(x), "batch_size": 128, "model": "MLP 784-32-32-10", "runners": rows}
+    model = f"MLP 784-{args.hidden}-{args.hidden}-10"
+    return {"n": len(x), "batch_size": 128, "model": model, "runners": rows}
 
 
 # --- part 2 -----------------------------------------------------------------------------------
@@ -144,7 +146,7 @@ def write_big(folder: Path, gb: float) -> int:
     return n
 
 
-def big_child(folder: str, limit_gb: float, batch: int) -> None:
+def big_child(folder: str, limit_gb: float, batch: int, hidden: int) -> None:
     """Runs in a child process: cap private memory, train one epoch, print JSON."""
     limit = int(limit_gb * 2**30)
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
@@ -170,7 +172,7 @@ def big_child(folder: str, limit_gb: float, batch: int) -> None:
     from gdjax.train.sources import MemmapSource
 
     source = MemmapSource(folder)
-    model = c.MLP(32)
+    model = c.MLP(hidden)
     params = model.init(jax.random.key(0), np.zeros((1, int(np.prod(ROW))), np.float32))
     t = time.perf_counter()
     res = gdjax.fit(
@@ -214,6 +216,7 @@ def larger_than_memory(args: argparse.Namespace) -> dict:
         size = sum(f.stat().st_size for f in (scratch / "big").iterdir()) / 1e9
         print(f"  wrote {n} images, {size:.2f} GB, in {written:.0f} s", flush=True)
         flags = ["--limit-gb", str(args.limit_gb), "--big-batch", str(args.big_batch)]
+        flags += ["--hidden", str(args.hidden)]
         child = subprocess.run(
             [sys.executable, __file__, "--big-child", str(scratch / "big"), *flags],
             capture_output=True,
@@ -226,12 +229,13 @@ def larger_than_memory(args: argparse.Namespace) -> dict:
         out["child_maxrss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    h = args.hidden
     out.update(
         data_gb=size,
         limit_gb=args.limit_gb,
         write_seconds=written,
         batch_size=args.big_batch,
-        model=f"MLP {int(np.prod(ROW))}-32-32-10 on uint8 {ROW[0]}x{ROW[1]} images",
+        model=f"MLP {int(np.prod(ROW))}-{h}-{h}-10 on uint8 {ROW[0]}x{ROW[1]} images",
         examples_per_s=out["examples"] / out["seconds"],
         mb_per_s=size * 1e3 / out["seconds"],
     )
@@ -257,6 +261,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--synthetic", type=int, metavar="N", help="N random examples")
+    ap.add_argument("--hidden", type=int, default=32, help="width of the MLP's hidden layers")
     ap.add_argument("--big-gb", type=float, default=10.0, help="size of the synthetic data set")
     ap.add_argument("--limit-gb", type=float, default=2.0, help="the child's memory cap")
     ap.add_argument("--big-batch", type=int, default=256)
@@ -267,13 +272,14 @@ def main() -> None:
     ap.add_argument("--big-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.big_child:
-        big_child(args.big_child, args.limit_gb, args.big_batch)
+        big_child(args.big_child, args.limit_gb, args.big_batch, args.hidden)
         return
     if args.epochs < 2 or args.rounds < 1:
         ap.error("--epochs must be >= 2 and --rounds >= 1")
 
     print(
-        f"Fashion-MNIST, MLP 784-32-32-10, batch 128, {args.epochs} epochs x {args.rounds} rounds"
+        f"Fashion-MNIST, MLP 784-{args.hidden}-{args.hidden}-10, batch 128, "
+        f"{args.epochs} epochs x {args.rounds} rounds"
     )
     part1 = throughput(args)
     print(
