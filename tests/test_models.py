@@ -2,7 +2,9 @@
 
 The gradient check compares ``<grad f(p), v>`` with the central difference
 ``(f(p + eps v) - f(p - eps v)) / (2 eps)`` along a random direction ``v`` in float64, in
-training mode (dropout with a fixed key, batch norm with batch statistics).
+training mode (dropout with a fixed key, batch norm with batch statistics). The overfitting
+test trains with Adam (in NumPy) on the same compiled float64 loss-and-gradient function, so
+each model's backward pass compiles once.
 """
 
 from __future__ import annotations
@@ -16,12 +18,23 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from gdjax import losses, metrics, models
 
-KEY = jax.random.key(0)
+
+def _key(seed: int) -> jax.Array:
+    """A PRNG key of the ``"rbg"`` implementation, for parameter initialisation and dropout.
+
+    XLA:CPU takes seconds to compile the default (threefry) generator's bits for each
+    multi-dimensional shape -- every kernel initializer and every dropout mask is one -- and
+    these tests check the models, not the generator: ``"rbg"`` keys compile in a fraction of it.
+    """
+    return jax.random.key(seed, impl="rbg")
+
+
+KEY = _key(0)
+DROPOUT_KEY = _key(1)
 
 
 def _ce_acc(out, y):
@@ -204,7 +217,7 @@ CASES: dict[str, Case] = {
     ),
     "seq2seq_transformer": Case(
         lambda: models.Seq2SeqTransformer(
-            src_vocab_size=12,
+            src_vocab_size=13,
             tgt_vocab_size=12,
             d_model=16,
             num_heads=2,
@@ -253,25 +266,44 @@ def _setup(name: str):
     inputs = case.inputs(rng)
     targets = case.targets(rng, inputs)
     variables = jax.jit(model.init)(KEY, *inputs)
-    return case, model, inputs, targets, variables
+    apply = jax.jit(model.apply)  # eval mode; compiled once for the initial and trained variables
+    return case, model, inputs, targets, variables, apply
 
 
-def _train_apply(model, params, state, inputs, key):
-    """Training-mode forward: returns (outputs, new non-param state)."""
-    out, new_state = model.apply(
-        {"params": params, **state},
-        *inputs,
-        train=True,
-        rngs={"dropout": key},
-        mutable=list(state),
+def _float64(tree):
+    """The floating-point leaves of ``tree`` as float64 NumPy arrays (the others as they are)."""
+    return jax.tree.map(
+        lambda a: np.asarray(a, np.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree
     )
-    return out, new_state
+
+
+@functools.cache
+def _loss_and_grad(name: str):
+    """Training-mode loss, new non-param state and gradient, in float64 (call with x64 on).
+
+    Training mode: dropout with a key that depends on ``step`` only, batch norm with batch
+    statistics. One jitted function per model, shared by the finite-difference check and the
+    overfitting test, so that each model's backward pass compiles once.
+    """
+    case, model, *_ = _setup(name)
+
+    def loss(params, state, inputs, targets, step):
+        out, new_state = model.apply(
+            {"params": params, **state},
+            *inputs,
+            train=True,
+            rngs={"dropout": jax.random.fold_in(DROPOUT_KEY, step)},
+            mutable=list(state),
+        )
+        return case.loss(out, targets), new_state
+
+    return jax.jit(jax.value_and_grad(loss, has_aux=True))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_output_shapes(name):
-    case, model, inputs, targets, variables = _setup(name)
-    out = jax.jit(model.apply)(variables, *inputs)
+    case, model, inputs, targets, variables, apply = _setup(name)
+    out = apply(variables, *inputs)
     assert out.shape == case.out_shape
     assert out.dtype == jnp.float32
     assert jnp.shape(targets) == out.shape[: jnp.ndim(targets)]
@@ -283,68 +315,73 @@ def test_output_shapes(name):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_gradient_matches_finite_differences(name):
-    case, model, inputs, targets, variables = _setup(name)
-    params = variables["params"]
-    state = {k: v for k, v in variables.items() if k != "params"}
+    _, _, inputs, targets, variables, _ = _setup(name)
+    params = _float64(variables["params"])
+    state = _float64({k: v for k, v in variables.items() if k != "params"})
+    inputs, targets = _float64(inputs), _float64(targets)
+    rng = np.random.default_rng(2)
+    v = jax.tree.map(lambda p: rng.normal(size=p.shape), params)
+    eps = 1e-6
+    step = 0  # the same dropout mask in every evaluation
     with jax.enable_x64(True):
-        cast = lambda t: jax.tree.map(  # noqa: E731
-            lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, t
+        loss_and_grad = _loss_and_grad(name)
+
+        def loss_at(s):  # the loss at p + s eps v, computed by the forward pass alone
+            shifted = jax.tree.map(lambda p, d: p + s * eps * d, params, v)
+            (loss, _), _ = loss_and_grad(shifted, state, inputs, targets, step)
+            return loss
+
+        (loss, _), grad = loss_and_grad(params, state, inputs, targets, step)
+        assert loss.dtype == jnp.float64
+        analytic = sum(
+            np.vdot(g, d) for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(v), strict=True)
         )
-        params, state, inputs, targets = cast(params), cast(state), cast(inputs), cast(targets)
-        key = jax.random.key(1)
+        numeric = (float(loss_at(1.0)) - float(loss_at(-1.0))) / (2 * eps)
+    assert abs(analytic) > 1e-8  # the check is not vacuous
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
 
-        def f(p):
-            out, _ = _train_apply(model, p, state, inputs, key)
-            return case.loss(out, targets)
 
-        leaves, treedef = jax.tree.flatten(params)
-        keys = jax.random.split(jax.random.key(2), len(leaves))
-        v = treedef.unflatten(
-            [jax.random.normal(k, x.shape, jnp.float64) for k, x in zip(keys, leaves, strict=True)]
+def _adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+    """Adam (Kingma and Ba, 2015) on NumPy pytrees: an update step that needs no compilation."""
+    t = 0
+    m = v = None
+
+    def step(params, grads):
+        nonlocal t, m, v
+        grads = jax.tree.map(np.asarray, grads)
+        if m is None:
+            m = jax.tree.map(np.zeros_like, grads)
+            v = jax.tree.map(np.zeros_like, grads)
+        t += 1
+        m = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)
+        v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, v, grads)
+        return jax.tree.map(
+            lambda p, m, v: p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps),
+            params,
+            m,
+            v,
         )
-        eps = 1e-6
 
-        @jax.jit
-        def check(params, v):  # one compilation: directional derivative and both shifted losses
-            grad = jax.grad(f)(params)
-            analytic = sum(
-                jnp.vdot(g, d)
-                for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(v), strict=True)
-            )
-            shift = lambda s: jax.tree.map(lambda p, d: p + s * eps * d, params, v)  # noqa: E731
-            return analytic, f(shift(1.0)), f(shift(-1.0))
-
-        analytic, f_plus, f_minus = check(params, v)
-        assert analytic.dtype == f_plus.dtype == jnp.float64
-        numeric = (f_plus - f_minus) / (2 * eps)
-        assert abs(float(analytic)) > 1e-8  # the check is not vacuous
-        np.testing.assert_allclose(float(analytic), float(numeric), rtol=1e-5, atol=1e-8)
+    return step
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_overfits_tiny_batch(name):
-    case, model, inputs, targets, variables = _setup(name)
-    params = variables["params"]
-    state = {k: v for k, v in variables.items() if k != "params"}
-    opt = optax.adam(case.lr)
-
-    def step(carry, key):
-        params, state, opt_state = carry
-
-        def loss_fn(p):
-            out, new_state = _train_apply(model, p, state, inputs, key)
-            return case.loss(out, targets), new_state
-
-        (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), state, opt_state), loss
-
-    keys = jax.random.split(jax.random.key(3), case.steps)
-    (params, state, _), loss_curve = jax.jit(lambda c: jax.lax.scan(step, c, keys))(
-        (params, state, opt.init(params))
-    )
+    case, _, inputs, targets, variables, apply = _setup(name)
+    params = _float64(variables["params"])
+    state = _float64({k: v for k, v in variables.items() if k != "params"})
+    inputs64, targets64 = _float64(inputs), _float64(targets)
+    adam = _adam(case.lr)
+    loss_curve = []
+    with jax.enable_x64(True):
+        loss_and_grad = _loss_and_grad(name)
+        for step in range(1, case.steps + 1):  # a new dropout mask each step
+            (loss, state), grads = loss_and_grad(params, state, inputs64, targets64, step)
+            params = adam(params, grads)
+            loss_curve.append(float(loss))
     assert loss_curve[-1] < 0.2 * loss_curve[0]
-    out = jax.jit(model.apply)({"params": params, **state}, *inputs)  # eval mode
+    trained = jax.tree.map(lambda a: np.asarray(a, np.float32), {"params": params, **state})
+    out = apply(trained, *inputs)  # eval mode
     assert bool(case.done(out, targets)), f"final training loss {loss_curve[-1]}"
 
 
@@ -363,8 +400,8 @@ def test_resnet_parameter_counts_match_the_paper():
         shapes = jax.eval_shape(lambda m=make: m().init(KEY, x))
         n = sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes["params"]))
         assert round(n / 1e6, 2) == millions
-        out = jax.eval_shape(lambda v, m=make: m().apply(v, x), shapes)
-        assert out.shape == (1, 10)
+    out = jax.eval_shape(make().apply, shapes, x)  # the deepest, resnet56
+    assert out.shape == (1, 10)
 
 
 def test_resnet_depth_is_6n_plus_2_and_counts_conv_layers():
@@ -388,34 +425,39 @@ def test_resnet_shortcut_b_uses_projections():
     assert out.shape == (2, 10)
 
 
+@functools.cache
+def _train_mode(name: str):
+    """``CASES[name]``'s model applied in training mode, jitted: ``(variables, x, key)``."""
+    _, model, *_ = _setup(name)
+    return jax.jit(
+        lambda v, x, key: model.apply(
+            v, x, train=True, rngs={"dropout": key}, mutable=["batch_stats"]
+        )
+    )
+
+
 def test_batch_norm_running_stats_update_in_train_mode_only():
-    model = models.MLP((4, 2), batch_norm=True)
-    x = jax.random.normal(KEY, (8, 3)) + 5.0
-    variables = model.init(KEY, x)
-    _, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    _, _, (x,), _, variables, apply = _setup("mlp_bn_dropout")
+    _, updates = _train_mode("mlp_bn_dropout")(variables, x + 5.0, KEY)
     before = variables["batch_stats"]["BatchNorm_0"]["mean"]
     after = updates["batch_stats"]["BatchNorm_0"]["mean"]
     assert not np.allclose(before, after)
-    assert model.apply(variables, x).shape == (8, 2)  # eval mode needs no mutable
+    assert apply(variables, x).shape == (16, 3)  # eval mode needs no mutable
 
 
 def test_dropout_is_random_in_training_and_off_in_eval():
-    model = models.MLP((32, 4), dropout_rate=0.5)
-    x = jnp.ones((2, 5))
-    v = model.init(KEY, x)
-    a = model.apply(v, x, train=True, rngs={"dropout": jax.random.key(1)})
-    b = model.apply(v, x, train=True, rngs={"dropout": jax.random.key(2)})
+    _, _, (x,), _, v, apply = _setup("mlp_bn_dropout")  # dropout 0.1 after each hidden layer
+    train = _train_mode("mlp_bn_dropout")
+    (a, _), (b, _) = train(v, x, _key(1)), train(v, x, _key(2))
     assert not np.allclose(a, b)
-    np.testing.assert_array_equal(model.apply(v, x), model.apply(v, x))
+    np.testing.assert_array_equal(apply(v, x), apply(v, x))
 
 
 def test_rnn_classifier_ignores_padding():
-    model = models.RNNClassifier(vocab_size=20, num_classes=2, embed_dim=4, hidden_size=4)
-    short = jnp.array([[5, 7, 9, 0, 0]])
-    longer = jnp.array([[5, 7, 9, 0, 0, 0, 0, 0]])
-    v = model.init(KEY, short)
-    apply = jax.jit(model.apply)
-    np.testing.assert_allclose(apply(v, short), apply(v, longer), rtol=1e-6)
+    _, _, (tokens,), _, v, apply = _setup("rnn_classifier")  # rows of 2 to 6 tokens, then 0s
+    assert int(jnp.sum(tokens == 0)) > 0
+    longer = jnp.pad(tokens, ((0, 0), (0, 3)))
+    np.testing.assert_allclose(apply(v, tokens), apply(v, longer), rtol=1e-6)
 
 
 @pytest.mark.parametrize("pooling", ["mean", "sum", "max"])
@@ -453,17 +495,14 @@ def test_transformer_lm_is_causal():
 
 
 def test_seq2seq_greedy_decode_shape_and_consistency():
-    model = models.Seq2SeqTransformer(
-        src_vocab_size=9, tgt_vocab_size=7, d_model=8, num_heads=2, num_layers=1, d_ff=8, max_len=6
-    )
-    src = jnp.array([[3, 4, 5, 0], [2, 2, 0, 0]])
-    v = jax.jit(model.init)(KEY, src, src)
-    out = jax.jit(models.greedy_decode, static_argnums=(0, 3, 4))(model, v, src, 1, 4)
-    assert out.shape == (2, 4) and out.dtype == jnp.int32
-    tgt_in = jnp.concatenate([jnp.ones((2, 1), jnp.int32), out[:, :-1]], axis=1)
-    np.testing.assert_array_equal(jnp.argmax(jax.jit(model.apply)(v, src, tgt_in), -1), out)
+    _, model, (src, _), _, v, apply = _setup("seq2seq_transformer")  # vocabularies 13 and 12
+    src = src.at[1:, 3:].set(0).at[3, 1:].set(0)  # padded sources too
+    out = jax.jit(models.greedy_decode, static_argnums=(0, 3, 4))(model, v, src, 1, 5)
+    assert out.shape == (4, 5) and out.dtype == jnp.int32
+    tgt_in = jnp.concatenate([jnp.ones((4, 1), jnp.int32), out[:, :-1]], axis=1)
+    np.testing.assert_array_equal(jnp.argmax(apply(v, src, tgt_in), -1), out)
     with pytest.raises(ValueError, match="length"):
-        models.greedy_decode(model, v, src, bos_id=1, length=7)
+        models.greedy_decode(model, v, src, bos_id=1, length=6)
 
 
 def test_max_pool_2x2_equals_flax_max_pool():

@@ -56,9 +56,13 @@ class CNN(nn.Module):
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import CNN
-        >>> model = CNN(num_classes=10, channels=(8, 16), dense=32)
-        >>> params = jax.jit(model.init)(jax.random.key(0), jnp.ones((1, 32, 32, 3)))
-        >>> assert jax.jit(model.apply)(params, jnp.ones((2, 32, 32, 3))).shape == (2, 10)
+        >>> model = CNN(num_classes=10)  # channels (32, 64), dense 128
+        >>> x = jnp.ones((2, 28, 28, 1))
+        >>> variables = jax.eval_shape(model.init, jax.random.key(0), x)  # shapes only
+        >>> sum(p.size for p in jax.tree.leaves(variables["params"]))  # about 0.42M
+        421642
+        >>> jax.eval_shape(model.apply, variables, x).shape
+        (2, 10)
     """
 
     num_classes: int = 10

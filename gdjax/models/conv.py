@@ -70,9 +70,10 @@ def conv2d_patches(
         ``(N, H', W', O)``.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
-        >>> k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
+        >>> import jax, jax.numpy as jnp, numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> x = jnp.asarray(rng.normal(size=(2, 8, 8, 3)), jnp.float32)
+        >>> k = jnp.asarray(rng.normal(size=(3, 3, 3, 4)), jnp.float32)
         >>> y = conv2d_patches(x, k, strides=2)
         >>> ref = jax.lax.conv_general_dilated(x, k, (2, 2), "SAME",
         ...                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -127,10 +128,11 @@ class Conv(nn.Module):
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import Conv
         >>> layer = Conv(8, kernel_size=3)
-        >>> variables = layer.init(jax.random.key(0), jnp.ones((1, 28, 28, 1)))
+        >>> x = jnp.ones((2, 28, 28, 1))
+        >>> variables = jax.eval_shape(layer.init, jax.random.key(0), x)  # shapes only
         >>> {name: p.shape for name, p in variables["params"].items()}
-        {'kernel': (3, 3, 1, 8), 'bias': (8,)}
-        >>> layer.apply(variables, jnp.ones((2, 28, 28, 1))).shape
+        {'bias': (8,), 'kernel': (3, 3, 1, 8)}
+        >>> jax.eval_shape(layer.apply, variables, x).shape
         (2, 28, 28, 8)
     """
 

@@ -34,13 +34,16 @@ class MLP(nn.Module):
         >>> from gdjax.models import MLP
         >>> model = MLP(features=(32, 32, 10), activation="tanh", dropout_rate=0.1, batch_norm=True)
         >>> x = jnp.ones((4, 28, 28, 1))
-        >>> variables = model.init(jax.random.key(0), x)
-        >>> logits, updates = model.apply(
-        ...     variables, x, train=True, rngs={"dropout": jax.random.key(1)},
-        ...     mutable=["batch_stats"],
+        >>> variables = jax.eval_shape(model.init, jax.random.key(0), x)  # shapes only
+        >>> logits, updates = jax.eval_shape(
+        ...     lambda v: model.apply(v, x, train=True, rngs={"dropout": jax.random.key(1)},
+        ...                           mutable=["batch_stats"]),
+        ...     variables,
         ... )
-        >>> assert logits.shape == (4, 10)
-        >>> assert model.apply(variables, x).shape == (4, 10)  # eval mode: running statistics
+        >>> logits.shape, list(updates)
+        ((4, 10), ['batch_stats'])
+        >>> jax.eval_shape(model.apply, variables, x).shape  # eval mode: running statistics
+        (4, 10)
     """
 
     features: Sequence[int] = (128, 10)

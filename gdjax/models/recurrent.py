@@ -63,8 +63,12 @@ class RNN(nn.Module):
         >>> from gdjax.models import RNN
         >>> model = RNN(hidden_size=8, num_outputs=1, cell="gru")
         >>> x = jnp.ones((4, 12, 3))  # 4 windows of 12 steps with 3 features
-        >>> params = jax.jit(model.init)(jax.random.key(0), x)
-        >>> assert jax.jit(model.apply)(params, x).shape == (4, 1)
+        >>> params = jax.eval_shape(model.init, jax.random.key(0), x)  # shapes only
+        >>> jax.eval_shape(model.apply, params, x).shape
+        (4, 1)
+        >>> per_step = RNN(hidden_size=8, num_outputs=1, cell="gru", return_sequences=True)
+        >>> jax.eval_shape(per_step.apply, params, x).shape
+        (4, 12, 1)
     """
 
     hidden_size: int = 32
@@ -118,9 +122,10 @@ class RNNClassifier(nn.Module):
         >>> import jax, jax.numpy as jnp
         >>> from gdjax.models import RNNClassifier
         >>> model = RNNClassifier(vocab_size=100, num_classes=2, embed_dim=8, hidden_size=8)
-        >>> tokens = jnp.array([[5, 7, 9, 0, 0], [3, 4, 0, 0, 0]])
-        >>> params = jax.jit(model.init)(jax.random.key(0), tokens)
-        >>> assert jax.jit(model.apply)(params, tokens).shape == (2, 2)
+        >>> tokens = jnp.array([[5, 7, 9, 0, 0], [3, 4, 0, 0, 0]])  # 0 is padding
+        >>> params = jax.eval_shape(model.init, jax.random.key(0), tokens)  # shapes only
+        >>> jax.eval_shape(model.apply, params, tokens).shape
+        (2, 2)
     """
 
     vocab_size: int

@@ -160,8 +160,11 @@ class Seq2SeqTransformer(nn.Module):
         >>> model = Seq2SeqTransformer(src_vocab_size=12, tgt_vocab_size=14, d_model=16,
         ...                            num_heads=2, num_layers=1, d_ff=32, max_len=10)
         >>> src, tgt_in = jnp.ones((2, 7), jnp.int32), jnp.ones((2, 5), jnp.int32)
-        >>> params = jax.jit(model.init)(jax.random.key(0), src, tgt_in)
-        >>> assert jax.jit(model.apply)(params, src, tgt_in).shape == (2, 5, 14)
+        >>> params = jax.eval_shape(model.init, jax.random.key(0), src, tgt_in)  # shapes only
+        >>> jax.eval_shape(model.apply, params, src, tgt_in).shape  # logits
+        (2, 5, 14)
+        >>> jax.eval_shape(lambda p: model.apply(p, src, method="encode"), params).shape
+        (2, 7, 16)
     """
 
     src_vocab_size: int
