@@ -210,6 +210,7 @@ def test_optax_optimizers_are_shared_by_structure_and_their_constants_respected(
         "shuffle",
         "batch size",
         "validation",
+        "key implementation",
     ],
 )
 def test_the_cache_misses_when_what_the_program_computes_changes(change):
@@ -231,6 +232,8 @@ def test_the_cache_misses_when_what_the_program_computes_changes(change):
         args["kw"]["batch_size"] = 2
     elif change == "validation":
         args["kw"]["validation_data"] = (X, Y)
+    elif change == "key implementation":  # a key of another PRNG has another dtype and shape
+        args["kw"]["key"] = jax.random.key(0, impl="rbg")
     with compiled() as names:
         gdjax.fit(args["loss"], args["params"], args["opt"], args["data"], **args["kw"])
     assert any(n.startswith("jit(gdjax_") for n in names), change

@@ -348,6 +348,7 @@ def start_run(
         _signature(data),
         tuple((name, _signature(v)) for name, v in sets),
         _signature(hp),
+        _signature(key),  # the PRNG implementation is part of the key's dtype
         None
         if members is None
         else (members.count, members.shared_key, _recipes.Opaque(members.init_fn)),
