@@ -76,7 +76,7 @@ def run(name: str, epochs: int, batch_size: int, lr: float, seed: int, data) -> 
     (x_train, y_train), (x_test, y_test) = data
     model = MODELS[name]()
     key, init_key = jax.random.split(jax.random.key(seed))
-    params = model.init(init_key, x_train[:1])
+    params = jax.jit(model.init)(init_key, x_train[:1])  # one program, not op by op
 
     def loss_fn(params, batch, key):
         xb, yb = batch
