@@ -3,33 +3,73 @@ side-by-side figures and ratios they exist for.
 
 Their cost is compilation, so the settings keep the programs few and small: 256 examples (two
 full batches of 128, no remainder-batch programs), hidden width 10 (the MLP's 10x10 layers share
-one initializer program with each other) and as few runners as the checks need."""
+one initializer program with each other) and as few runners as the checks need. Each script's
+``main(argv)`` runs in this process (no second import of JAX and the libraries); the processes
+a script starts itself (cold calls, one process per runner, a memory-capped child) remain. The
+checks are of the scripts' plumbing, not of their figures, so the random keys are ``"rbg"``
+(``JAX_DEFAULT_PRNG_IMPL``): threefry's programs take seconds each to compile on XLA:CPU."""
 
+import contextlib
+import importlib
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
+ROOT = BENCH.parents[1]
 
 
-def _run(script: str, *args: str, synthetic: int = 256) -> str:
-    out = subprocess.run(
-        [sys.executable, str(BENCH / script), "--synthetic", str(synthetic), *args],
-        cwd=BENCH,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
+@contextlib.contextmanager
+def _environ_restored():
+    """Undo what a script does to ``os.environ`` (bench_tune's import sets a default) and what
+    the ``run`` fixture sets for the processes a script starts, so later tests in this
+    process and the processes they start see the environment they had."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(before):
+            del os.environ[name]
+        for name, value in before.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
 
 
-def test_bench_engine_reports_cold_warm_and_steady_for_every_runner(tmp_path):
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """``run(script, *args, synthetic=256)``: the script's ``main`` on those arguments, in this
+    process with ``"rbg"`` keys (and in the processes it starts); returns what it printed."""
+    monkeypatch.syspath_prepend(str(BENCH))  # as when run from there: `import _common`
+
+    def _run(script: str, *args: str, synthetic: int | None = 256) -> str:
+        argv = [*(["--synthetic", str(synthetic)] if synthetic else []), *args]
+        impl = jax.config.jax_default_prng_impl
+        capsys.readouterr()
+        with _environ_restored():
+            # the processes it starts: the same keys, and this checkout's gdjax
+            os.environ["JAX_DEFAULT_PRNG_IMPL"] = "rbg"
+            path = os.environ.get("PYTHONPATH")
+            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), path]))
+            jax.config.update("jax_default_prng_impl", "rbg")
+            try:
+                importlib.import_module(script.removesuffix(".py")).main(argv)
+            except SystemExit as stop:  # argparse's errors, a runner's process that failed
+                pytest.fail(f"{script} {' '.join(argv)} exited: {stop.code}")
+            finally:
+                jax.config.update("jax_default_prng_impl", impl)
+        return capsys.readouterr().out
+
+    return _run
+
+
+def test_bench_engine_reports_cold_warm_and_steady_for_every_runner(run, tmp_path):
     out = tmp_path / "engine.json"
-    text = _run(
+    text = run(
         "bench_engine.py",
         *("--hidden", "10", "--rounds", "1", "--cold-epochs", "1", "--steady-epochs", "2"),
         *("--skip-torch", "--cold-runners", "gdjax.fit", "flax+optax loop"),
@@ -48,10 +88,10 @@ def test_bench_engine_reports_cold_warm_and_steady_for_every_runner(tmp_path):
     assert len(saved["results"]["steady"]["10/gdjax.fit"]) == 1  # 2 epochs, the first left out
 
 
-def test_bench_sweep_reports_every_runner_and_the_ratio(tmp_path):
+def test_bench_sweep_reports_every_runner_and_the_ratio(run, tmp_path):
     out = tmp_path / "sweep.json"
     args = ("--epochs", "2", "--members", "3", "--hidden", "10", "--rounds", "1", "--out", str(out))
-    text = _run("bench_sweep.py", *args)
+    text = run("bench_sweep.py", *args)
     assert "3 learning rates, H=10" in text
     for runner in ("gdjax.sweep", "sequential flax loops", "vmapped lax.scan epoch"):
         assert re.search(rf"^{re.escape(runner)}\s+[0-9.]+\s+[0-9.]+ \[", text, re.M), text
@@ -60,23 +100,16 @@ def test_bench_sweep_reports_every_runner_and_the_ratio(tmp_path):
     assert len(saved["results"]["final_loss"]["gdjax.sweep"]) == 3
 
 
-def test_bench_shuffle_prints_both_and_speedup():
-    out = subprocess.run(
-        [sys.executable, str(BENCH / "bench_shuffle.py"), "--sizes", "100", "3000", "--reps", "3"],
-        cwd=BENCH,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    rows = re.findall(r"^\s+(\d+)\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+)x$", out.stdout, re.M)
-    assert [int(r[0]) for r in rows] == [100, 3000], out.stdout
+def test_bench_shuffle_prints_both_and_speedup(run):
+    text = run("bench_shuffle.py", "--sizes", "100", "3000", "--reps", "3", synthetic=None)
+    rows = re.findall(r"^\s+(\d+)\s+([0-9.]+) ms\s+([0-9.]+) ms\s+([0-9.]+)x$", text, re.M)
+    assert [int(r[0]) for r in rows] == [100, 3000], text
 
 
-def test_bench_conv_prints_each_runner_and_both_ratios():
+def test_bench_conv_prints_each_runner_and_both_ratios(run):
     # one small conv stage and one batch: XLA's convolution inside the scan is a naive loop
     small = ("--channels", "4", "--dense", "0", "--skip-loop-patches")
-    text = _run("bench_conv.py", "--n", "128", "--epochs", "2", *small, synthetic=128)
+    text = run("bench_conv.py", "--n", "128", "--epochs", "2", *small, synthetic=128)
     assert "CNN on 128 images" in text
     for runner in ("gdjax.fit, patches", "gdjax.fit, xla conv", "flax+optax loop, xla conv"):
         row = re.search(rf"^{re.escape(runner)}\s+([0-9.]+)\s+([0-9.]+)x\s+([0-9.]+)$", text, re.M)
@@ -87,26 +120,19 @@ def test_bench_conv_prints_each_runner_and_both_ratios():
     assert re.search(r"patch convolution inside gdjax\.fit: [0-9.]+x faster than XLA's", text)
 
 
-def test_bench_optimizers_prints_each_ratio_and_writes_json(tmp_path):
+def test_bench_optimizers_prints_each_ratio_and_writes_json(run, tmp_path):
     out = tmp_path / "optimizers.json"
     names = ["sgd", "adopt"]  # one compared with optax, one with optax.contrib
     args = ["--tiny", "--repeats", "1", "--no-recheck", "--only", *names, "--out", str(out)]
-    text = subprocess.run(
-        [sys.executable, str(BENCH / "bench_optimizers.py"), *args],
-        cwd=BENCH,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert text.returncode == 0, text.stderr[-3000:]
+    text = run("bench_optimizers.py", *args, synthetic=None)
     for name in names:
         row = re.search(
             rf"^{name}\s+([0-9.]+)s\s+([0-9.]+)s\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)x",
-            text.stdout,
+            text,
             re.M,
         )
-        assert row and float(row.group(3)) > 0 and float(row.group(5)) > 0, text.stdout
-    assert re.search(r"steady ratio gdjax/optax: median [0-9.]+, worst \w+ [0-9.]+", text.stdout)
+        assert row and float(row.group(3)) > 0 and float(row.group(5)) > 0, text
+    assert re.search(r"steady ratio gdjax/optax: median [0-9.]+, worst \w+ [0-9.]+", text)
     payload = json.loads(out.read_text())
     assert {"date", "machine", "versions", "parameters", "results"} <= set(payload)
     assert set(payload["results"]) == set(names)
@@ -115,9 +141,9 @@ def test_bench_optimizers_prints_each_ratio_and_writes_json(tmp_path):
     assert "momentum" in payload["not_compared"]  # gdjax-only forms are listed, not dropped
 
 
-def test_bench_federated_prints_both_runners_and_the_speedup(tmp_path):
+def test_bench_federated_prints_both_runners_and_the_speedup(run, tmp_path):
     out = tmp_path / "federated.json"
-    text = _run(
+    text = run(
         "bench_federated.py",
         *("--clients", "6", "--per-round", "2", "--rounds", "2", "--epochs", "1"),
         *("--hidden", "10", "--repeats", "1", "--out", str(out)),
@@ -133,11 +159,9 @@ def test_bench_federated_prints_both_runners_and_the_speedup(tmp_path):
     assert set(payload["results"]) == {"gdjax.federated.fit", "flax+optax loop"}
 
 
-def test_bench_tune_prints_every_tuner_both_targets_and_writes_json(tmp_path):
-    import json
-
+def test_bench_tune_prints_every_tuner_both_targets_and_writes_json(run, tmp_path):
     out = tmp_path / "tune.json"
-    text = _run(
+    text = run(
         "bench_tune.py",
         *("--epochs", "2", "--pbt-interval", "1", "--grid-points", "2", "--population", "4"),
         *("--hidden", "10", "--optuna-trials", "2", "--anchor-seeds", "1"),
@@ -159,26 +183,9 @@ def test_bench_tune_prints_every_tuner_both_targets_and_writes_json(tmp_path):
     assert 0 < payload["grid_fraction_within_target"] <= 1
 
 
-def _run_here(script: str, *args: str, synthetic: int = 256) -> str:
-    """Run a benchmark on this checkout (not whichever gdjax is installed)."""
-    root = str(BENCH.parents[1])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [sys.executable, str(BENCH / script), "--synthetic", str(synthetic), *args],
-        cwd=BENCH,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
-
-
-def test_bench_stream_prints_throughputs_and_the_capped_run(tmp_path):
+def test_bench_stream_prints_throughputs_and_the_capped_run(run, tmp_path):
     record = tmp_path / "stream.json"
-    text = _run_here(
+    text = run(
         "bench_stream.py",
         *("--epochs", "2", "--rounds", "1", "--hidden", "10", "--json", str(record)),
         *("--big-gb", "0.004", "--big-batch", "256"),  # 1024 images: 4 batches, no remainder
@@ -193,8 +200,8 @@ def test_bench_stream_prints_throughputs_and_the_capped_run(tmp_path):
     assert {"date", "machine", "versions"} <= set(saved)
 
 
-def test_bench_precision_prints_speed_and_accuracy_per_policy():
-    text = _run_here(
+def test_bench_precision_prints_speed_and_accuracy_per_policy(run):
+    text = run(
         "bench_precision.py", "--epochs", "2", "--rounds", "1", "--hidden", "10", "--models", "mlp"
     )
     for policy in ("float32", "bfloat16", "float16 + loss scaling"):

@@ -40,7 +40,7 @@ RUNNERS = {
 ANCHOR = "flax+optax loop, xla conv"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=6400, help="training images used (default 6400)")
     ap.add_argument("--epochs", type=int, default=3)
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument(
         "--skip-loop-patches", action="store_true", help="leave out the last runner (smoke runs)"
     )
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     for name in ("n", "epochs", "rounds"):
         if getattr(args, name) < 1 + (name == "epochs"):
             ap.error(f"--{name} must be >= {1 + (name == 'epochs')}")

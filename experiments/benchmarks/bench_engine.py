@@ -89,7 +89,7 @@ def _med(values) -> float:
     return float(np.median(values)) if len(values) else float("nan")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hidden", type=int, nargs="+", default=[32, 256])
     ap.add_argument("--rounds", type=int, default=3)
@@ -109,7 +109,7 @@ def main() -> None:
     )
     ap.add_argument("--synthetic", type=int, metavar="N", help="N random examples instead")
     ap.add_argument("--out", type=Path, help="write the raw results here (JSON)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if "gdjax.fit" not in args.warm_runners or (args.skip_torch and len(args.warm_runners) < 2):
         ap.error("--warm-runners needs gdjax.fit and an anchor to compare it with")
 

@@ -189,7 +189,7 @@ def _machine() -> dict:
     return info
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--per-round", type=int, default=10)
@@ -202,12 +202,12 @@ def main() -> None:
     ap.add_argument("--synthetic", type=int, metavar="N", help="N random examples")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "federated.json")
     ap.add_argument("--child", choices=RUNNERS, help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.child:
         child(args)
         return
 
-    argv = sys.argv[1:]
+    argv = sys.argv[1:] if argv is None else list(argv)
     if "--out" in argv:
         i = argv.index("--out")
         argv = argv[:i] + argv[i + 2 :]

@@ -145,7 +145,7 @@ def bench_one(name: str, params, grads, repeats: int, budget_s: float, flip: boo
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15, help="steady calls per optimizer and side")
     ap.add_argument(
@@ -156,7 +156,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="benchmark only these names")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "optimizers.json")
     ap.add_argument("--note", default="", help="recorded in the JSON (e.g. 'machine shared')")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     params = make_tree(TINY, None) if args.tiny else make_tree(FULL, FULL_EXTRA)
     grads = jax.tree.map(lambda p: 0.01 * p + 1e-3, params)
@@ -217,7 +217,11 @@ def main() -> None:
             "optax": optax.__version__,
         },
         "command": " ".join(
-            ["python", "experiments/benchmarks/bench_optimizers.py", *sys.argv[1:]]
+            [
+                "python",
+                "experiments/benchmarks/bench_optimizers.py",
+                *(sys.argv[1:] if argv is None else argv),
+            ]
         ),
         "note": args.note,
         "parameters": n_params,

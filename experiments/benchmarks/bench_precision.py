@@ -115,7 +115,7 @@ def _table(title: str, result: dict) -> None:
         )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2)
@@ -125,7 +125,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", choices=("mlp", "cnn"), default=["mlp", "cnn"])
     ap.add_argument("--json", default=None)
     ap.add_argument("--note", default="")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.epochs < 2 or args.rounds < 1:
         ap.error("--epochs must be >= 2 and --rounds >= 1")
     data = _data(args.synthetic)
@@ -162,7 +162,7 @@ def main() -> None:
                 "optax": optax.__version__,
                 "numpy": np.__version__,
             },
-            "command": " ".join(sys.argv),
+            "command": " ".join(sys.argv if argv is None else [__file__, *argv]),
             "note": args.note,
             **{name: result for name, (_, result) in results.items()},
         }

@@ -31,12 +31,12 @@ def _ms(fn, n: int, reps: int) -> float:
     return 1e3 * float(np.median(times))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096, 16384, 60000, 1000000])
     ap.add_argument("--reps", type=int, default=21)
     ap.add_argument("--out", type=Path, help="write the raw results here (JSON)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     print(f"{'n':>9} {'jax.random.permutation':>23} {'gdjax permutation':>18} {'speed-up':>9}")
     results = {}
     for n in args.sizes:

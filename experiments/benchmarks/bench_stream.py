@@ -256,7 +256,7 @@ def _versions() -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
@@ -270,7 +270,7 @@ def main() -> None:
     ap.add_argument("--note", default="", help="a note for the JSON (e.g. other load)")
     ap.add_argument("--skip-big", action="store_true", help="part 1 only")
     ap.add_argument("--big-child", default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.big_child:
         big_child(args.big_child, args.limit_gb, args.big_batch, args.hidden)
         return
@@ -321,7 +321,7 @@ def main() -> None:
                 "cpu_count": os.cpu_count(),
             },
             "versions": _versions(),
-            "command": " ".join(sys.argv),
+            "command": " ".join(sys.argv if argv is None else [__file__, *argv]),
             "note": args.note,
             "throughput": part1,
             "larger_than_memory": part2,

@@ -132,7 +132,7 @@ RUNNERS = {
 }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--members", type=int, default=16)
@@ -140,7 +140,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--synthetic", type=int, metavar="N", help="N random examples instead")
     ap.add_argument("--out", type=Path, help="write the raw results here (JSON)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     x, y = r.load(args.synthetic)
     lrs = np.logspace(-4, -1.5, args.members).astype(np.float32)
     m, e = args.members, args.epochs

@@ -248,7 +248,7 @@ def optuna_flax(args, train, val, test, target: float, seed: int) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-train", type=int, default=12800)
     ap.add_argument("--n-val", type=int, default=6400)
@@ -266,7 +266,7 @@ def main() -> None:
         "--warm", action="store_true", help="let a tuner reuse programs an earlier one compiled"
     )
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "tune.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.synthetic:
         args.n_train = min(args.n_train, args.synthetic * 2 // 3)
         args.n_val = min(args.n_val, args.synthetic - args.n_train)
