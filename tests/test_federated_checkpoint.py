@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gdjax.train.checkpoint import CHECKPOINTS_SUBDIR
 
@@ -33,6 +34,8 @@ def _saved(ckpt):
     return [p for p in steps.iterdir() if p.name.isdigit()] if steps.exists() else []
 
 
+# a kill during a save leaves its temporary directory
+@pytest.mark.filterwarnings("ignore:ignoring unfinished checkpoint:RuntimeWarning")
 def test_sigkill_then_resume_runs_only_the_remaining_rounds_to_the_same_bits(tmp_path):
     ckpt, out = tmp_path / "ckpt", tmp_path / "out.npz"
     victim = _start(ckpt, out)
@@ -42,19 +45,21 @@ def test_sigkill_then_resume_runs_only_the_remaining_rounds_to_the_same_bits(tmp
         time.sleep(0.02)
     time.sleep(float(np.random.default_rng().uniform(0.0, 0.2)))  # land anywhere, saves too
     victim.send_signal(signal.SIGKILL)
-    victim.wait()
+    log = victim.communicate()[0].decode()[-3000:]
+    assert victim.returncode == -signal.SIGKILL, log  # killed, not crashed
     assert not out.exists(), "the run finished before it could be killed"
-    resumed = _start(ckpt, out)
-    reference = ckpt_run.run()  # uninterrupted, in this process, meanwhile
-    log = resumed.communicate(timeout=300)[0].decode()
-    assert resumed.returncode == 0, log[-3000:]
-    r = np.load(out)
-    done = int(r["resumed_from"])
-    assert done >= 2, "the second process started over instead of resuming"
-    assert int(r["rounds_here"]) == ckpt_run.ROUNDS - done  # only the remaining rounds ran
+    # a new run on the killed one's checkpoints, in this process: its program comes from the
+    # persistent compilation cache the victim filled
+    with pytest.warns(RuntimeWarning, match="taking over the stale lock"):
+        resumed = ckpt_run.run(ckpt)
+    reference = ckpt_run.run()  # uninterrupted, never checkpointed
+    done = resumed.resumed_from
+    assert done >= 2, "the second run started over instead of resuming"
+    assert len(resumed.round_seconds) == ckpt_run.ROUNDS - done  # only the remaining rounds ran
+    assert reference.resumed_from == 0 and len(reference.round_seconds) == ckpt_run.ROUNDS
     for k, v in reference.params.items():
-        np.testing.assert_array_equal(r[f"p_{k}"], v)
-    assert {f"h_{k}" for k in reference.history} == {k for k in r.files if k.startswith("h_")}
+        np.testing.assert_array_equal(resumed.params[k], v)
+    assert set(resumed.history) == set(reference.history)
     for k, v in reference.history.items():
-        np.testing.assert_array_equal(r[f"h_{k}"], v, err_msg=k)
+        np.testing.assert_array_equal(resumed.history[k], v, err_msg=k)
     assert len(_saved(ckpt)) <= 2  # keep_checkpoints=2

@@ -53,7 +53,7 @@ def test_two_processes_train_like_one_and_share_checkpoints(tmp_path):
         for i in range(2)
     ]
     # meanwhile, the same run in one process, in memory
-    key = jax.random.key(0)
+    key = jax.random.key(0, impl=mh.KEY_IMPL)
     single = gdjax.fit(
         mh.loss_fn, mh.PARAMS, gdjax.adam(0.05), (X, Y), epochs=3, key=key, **mh.OPTIONS
     )

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import grain
+import jax
 import numpy as np
 import optax
 import pytest
@@ -43,6 +44,12 @@ def memmap_dir(tmp_path_factory):
     return write_memmap(tmp_path_factory.mktemp("mm"), (run.X, run.Y))
 
 
+@pytest.fixture(scope="module")
+def streamed(memmap_dir):
+    """The run streamed from a memmap directory (its programs also serve a checkpointed run)."""
+    return run.flat(run.train(MemmapSource(memmap_dir)))
+
+
 class Recording(ArraySource):
     """An ArraySource that records the thread and size of every read."""
 
@@ -55,10 +62,11 @@ class Recording(ArraySource):
         return super().__getitem__(indices)
 
 
-def test_streamed_fit_equals_in_memory_bit_for_bit(in_memory, memmap_dir):
+def test_streamed_fit_equals_in_memory_bit_for_bit(in_memory, streamed):
+    _same(streamed, in_memory)  # from a memmap directory
     recording = Recording((run.X, run.Y))
     grain_ds = grain.MapDataset.source(list(zip(run.X, run.Y, strict=True)))
-    for source in (recording, MemmapSource(memmap_dir), grain_ds):
+    for source in (recording, grain_ds):
         _same(run.flat(run.train(source)), in_memory)
     # 3 epochs of 12 full batches in chunks of at most 5 steps (5, 5, 2), plus the remainder:
     # one read per chunk, all on the background thread but the two that learn the layout and
@@ -166,10 +174,23 @@ def _start(memmap_dir, ckpt, out):
     )
 
 
-def test_streamed_run_killed_and_resumed_equals_in_memory(tmp_path, memmap_dir):
+class StartRecorder(gdjax.Callback):
+    """Records the parameters training starts from: a resumed run starts from a checkpoint's."""
+
+    def on_train_begin(self, run):
+        self.epoch = run.epoch
+        self.params = [np.array(x, copy=True) for x in jax.tree.leaves(run.params)]
+
+
+# a kill during a save leaves its temporary directory
+@pytest.mark.filterwarnings("ignore:ignoring unfinished checkpoint:RuntimeWarning")
+def test_streamed_run_killed_and_resumed_equals_in_memory(
+    tmp_path, memmap_dir, streamed, in_memory
+):
+    # (``streamed`` compiled the programs in this process and put them in the persistent
+    # compilation cache: the victim loads them from there)
     ckpt, out = tmp_path / "ckpt", tmp_path / "out.npz"
     victim = _start(memmap_dir, ckpt, out)
-    reference = run.flat(run.train((run.X, run.Y), epochs=6))  # in memory, meanwhile
 
     def saved():
         folder = ckpt / CHECKPOINTS_SUBDIR
@@ -181,9 +202,17 @@ def test_streamed_run_killed_and_resumed_equals_in_memory(tmp_path, memmap_dir):
         time.sleep(0.02)
     time.sleep(float(np.random.default_rng().uniform(0.0, 0.3)))
     victim.send_signal(signal.SIGKILL)
-    victim.wait()
+    log = victim.communicate()[0].decode()[-2000:]
+    assert victim.returncode == -signal.SIGKILL, log  # killed, not crashed
     assert not out.exists(), "the run finished before it could be killed"
-    resumed = _start(memmap_dir, ckpt, out)
-    log = resumed.communicate(timeout=300)[0]
-    assert resumed.returncode == 0, log.decode()[-2000:]
-    _same(dict(np.load(out)), reference)
+    # a new run on the killed one's checkpoints, in this process
+    start = StartRecorder()
+    with pytest.warns(RuntimeWarning, match="taking over the stale lock"):
+        resumed = run.train_checkpointed(memmap_dir, ckpt, callbacks=[start])
+    # the same run uninterrupted, streamed and in memory
+    _same(run.flat(resumed), streamed)
+    _same(streamed, in_memory)
+    # it began from a checkpoint, not from the initial parameters, and ran only what was left
+    initial = jax.tree.leaves(run.PARAMS)
+    assert any(not np.array_equal(a, b) for a, b in zip(start.params, initial, strict=True))
+    assert len(resumed.epoch_seconds) == run.EPOCHS - start.epoch

@@ -1,14 +1,18 @@
-"""A Flower federation of gdjax clients over gRPC on this machine, one process per role.
+"""A Flower federation of gdjax clients over gRPC on this machine: a Flower server (in the main
+thread, which its signal handlers need) and two clients, one thread and gRPC connection each.
 
-Usage: python flower_run.py server PORT OUT_NPZ   |   python flower_run.py client PORT INDEX
+Usage: python flower_run.py PORT OUT_NPZ
 
 The test imports :func:`problem` to run the same settings in-process with
 ``gdjax.federated.fit``.
 """
 
+import os
 import socket
 import sys
+import threading
 import time
+import traceback
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +40,7 @@ def problem():
     return loss, params, clients, client, gdjax.sgd(0.2), gdjax.adam(0.05)
 
 
-def main(role: str, port: str, arg: str) -> None:
+def main(port: str, out: str) -> None:
     from flwr.compat.client.app import start_client
     from flwr.compat.server.app import start_server
     from flwr.server import ServerConfig
@@ -45,22 +49,29 @@ def main(role: str, port: str, arg: str) -> None:
 
     loss, params, clients, settings, client_opt, server_opt = problem()
     address = f"127.0.0.1:{port}"
-    if role == "server":
-        strategy = ServerOptStrategy(params, server_opt, min_fit_clients=2, min_available_clients=2)
-        start_server(
-            server_address=address, config=ServerConfig(num_rounds=ROUNDS), strategy=strategy
-        )
-        np.savez(
-            arg,
-            loss=np.asarray(strategy.history["loss"]),
-            clients=np.asarray(strategy.history["clients"]),
-            **{k: np.asarray(v) for k, v in strategy.params.items()},
-        )
-    else:
-        k = int(arg)
-        _wait_for(port)  # the legacy gRPC client gives up if the server is not listening yet
-        client = Client(loss, params, client_opt, clients[k], client_id=k, **settings)
-        start_client(server_address=address, client=client.to_client(), max_wait_time=120)
+
+    def serve(k: int) -> None:
+        try:
+            client = Client(loss, params, client_opt, clients[k], client_id=k, **settings)
+            _wait_for(port)  # the legacy gRPC client gives up if the server is not listening yet
+            start_client(server_address=address, client=client.to_client(), max_wait_time=120)
+        except BaseException:
+            traceback.print_exc()
+            os._exit(1)  # the server would wait for this client forever
+
+    threads = [threading.Thread(target=serve, args=(k,)) for k in range(len(clients))]
+    for t in threads:
+        t.start()
+    strategy = ServerOptStrategy(params, server_opt, min_fit_clients=2, min_available_clients=2)
+    start_server(server_address=address, config=ServerConfig(num_rounds=ROUNDS), strategy=strategy)
+    for t in threads:
+        t.join()
+    np.savez(
+        out,
+        loss=np.asarray(strategy.history["loss"]),
+        clients=np.asarray(strategy.history["clients"]),
+        **{k: np.asarray(v) for k, v in strategy.params.items()},
+    )
 
 
 def _wait_for(port: str, timeout: float = 120.0) -> None:

@@ -1,6 +1,6 @@
 """A small run shared by tests/test_stream.py: the same data, loss and options in memory and
 streamed. As a script it trains streamed from a memmap directory with step checkpoints and saves
-the result (tests/test_stream.py SIGKILLs it mid-run and starts it again).
+the result (tests/test_stream.py SIGKILLs it mid-run and resumes the run in its own process).
 
 Usage: python stream_run.py MEMMAP_DIR CHECKPOINT_DIR OUT_NPZ
 """
@@ -32,7 +32,7 @@ def loss_fn(p, batch, key):
 
 OPTIONS = dict(
     batch_size=16,
-    key=jax.random.key(7),
+    key=jax.random.key(7, impl="rbg"),  # rbg keys compile far faster than threefry on XLA:CPU
     takes_key=True,
     validation_data=(X[:40], Y[:40]),
     record_steps=True,
@@ -40,7 +40,10 @@ OPTIONS = dict(
 )
 
 
-def train(data, epochs=3, **extra):
+EPOCHS = 3
+
+
+def train(data, epochs=EPOCHS, **extra):
     options = {**OPTIONS, **extra}
     return gdjax.fit(loss_fn, PARAMS, gdjax.adam(1e-2), data, epochs=epochs, **options)
 
@@ -52,16 +55,24 @@ def flat(res) -> dict:
     return out | {f"h_{k}": v for k, v in res.history.items()}
 
 
-def main(memmap_dir: str, ckpt_dir: str, out: str) -> None:
-    res = train(
+def train_checkpointed(memmap_dir, ckpt_dir, **extra):
+    """The run the script trains: :func:`train` streamed from a memmap directory, checkpointed."""
+    return train(
         MemmapSource(memmap_dir),
-        epochs=6,
         checkpoint_dir=ckpt_dir,
         checkpoint_every_steps=2,
         keep_checkpoints=2,
+        **extra,
     )
-    np.savez(out, **flat(res))
+
+
+def main(memmap_dir: str, ckpt_dir: str, out: str) -> None:
+    np.savez(out, **flat(train_checkpointed(memmap_dir, ckpt_dir)))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    # this file under the name the test imports it by: a checkpoint names the loss's module,
+    # and the test resumes this run's checkpoints
+    import stream_run
+
+    stream_run.main(*sys.argv[1:4])
