@@ -17,7 +17,7 @@ import numpy as np
 
 import gdjax
 from experiments._core import Context
-from experiments.studies import prng_key
+from experiments.studies import init_variables, prng_key
 from gdjax.models import Seq2SeqTransformer
 from gdjax.models.transformer import greedy_decode
 
@@ -65,7 +65,7 @@ def run_translation(ctx: Context) -> dict:
         d_ff=ctx.pick(64, 128),
         max_len=length,
     )
-    init = jax.jit(model.init)(prng_key(ctx), pre.src[:1], pre.tgt_in[:1])
+    init = init_variables(ctx, model, pre.src[:1], pre.tgt_in[:1])
 
     def loss(p, b):
         return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0], b[1]), b[2])
@@ -82,6 +82,8 @@ def run_translation(ctx: Context) -> dict:
         as_data(pre),
         batch_size=64,
         epochs=pre_epochs,
+        # quick: a fixed order (each epoch's permutation is a program of its own to compile)
+        shuffle=not ctx.quick,
         key=prng_key(ctx),
         drop_last=True,
     )
@@ -111,6 +113,7 @@ def run_translation(ctx: Context) -> dict:
             as_data(fine),
             batch_size=32,
             epochs=fine_epochs,
+            shuffle=not ctx.quick,
             key=prng_key(ctx, ctx.seed + 1),
             drop_last=True,
             validation_data=as_data(test),

@@ -9,15 +9,20 @@ gradients of sigmoid in depth that the document's other table mentions.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import sentiment
 from experiments._report import claims_table, figure, pct, table
-from experiments.studies import prng_key
-from gdjax.models import MLP
+from experiments.studies import init_variables
+from gdjax.models import ACTIVATIONS, MLP
 
 SOURCE = "gradient-descent-for-neural-networks.md, 'Training Accuracy for Different Activation Functions'"
 DOC = {"sigmoid": 0.92, "relu": 0.95, "tanh": 0.94, "leaky_relu": 0.96}
@@ -58,34 +63,76 @@ def vanishing_claims(runs: dict, vanishing: bool, depth: int) -> list[tuple]:
 
 def run(ctx: Context) -> StudyResult:
     data = sentiment(ctx, ctx.pick(600, 4000), vocab_size=ctx.pick(300, 1000))
-    depth, width = ctx.pick(4, 8), ctx.pick(16, 64)
+    # quick: 2 hidden layers (the training program's size grows with the depth; two layers
+    # still give a first/last-layer gradient ratio)
+    depth, width = ctx.pick(2, 8), ctx.pick(16, 64)
     epochs = ctx.pick(3, 30)
     features = (*[width] * depth, 2)
     # the activation has no weights: every network starts from the same initial weights
-    params = jax.jit(MLP(features=features).init)(prng_key(ctx), data.x_train[:1])
-    runs, grads = {}, {}
-    for act in ctx.progress(DOC, desc="activations"):
-        model = MLP(features=features, activation=act)
+    params = init_variables(ctx, MLP(features=features), data.x_train[:1])
 
-        def loss(p, b, model=model):
-            return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
-
-        res = gdjax.sweep(
+    def sweep(loss: Callable, hparams: dict, **kw: Any) -> gdjax.SweepResult:
+        return gdjax.sweep(
             loss,
             params,
             lambda hp: gdjax.sgd(hp["lr"], momentum=0.9),
             (data.x_train, data.y_train),
-            hparams={"lr": np.asarray(LRS, np.float32)},
+            hparams=hparams,
             batch_size=32,
             epochs=epochs,
+            # quick: a fixed order (each epoch's permutation is a program of its own to compile)
+            shuffle=not ctx.quick,
             drop_last=True,
             diagnostics=gdjax.Diagnostics(per_layer=True, input_gradients=False),
+            **kw,
         )
-        final = np.asarray(res.history["loss"])[:, -1]
-        best = int(np.argmin(np.where(np.isfinite(final), final, np.inf)))
-        member = res.member(best)
-        hist = member["history"]
+
+    together = None
+    if ctx.quick:  # every activation in one sweep: each member's activation is picked by a
+        # traced index (all four are computed, one is kept) — one training program, not four
+        fns = [ACTIVATIONS[a] for a in DOC]
+
+        def any_model(k: jax.Array) -> MLP:
+            """The MLP with activation number ``k`` of ``DOC`` (a traced index)."""
+            return MLP(
+                features=features,
+                activation=lambda z: jnp.select(
+                    [k == i for i in range(len(fns))], [f(z) for f in fns]
+                ),
+            )
+
+        def any_loss(p, b, hparams):
+            logits = any_model(hparams["act"]).apply(p, b[0])
+            return gdjax.losses.softmax_cross_entropy(logits, b[1])
+
+        any_predict = jax.jit(lambda p, x, k: any_model(k).apply(p, x))
+
+        together = sweep(
+            any_loss,
+            {
+                "lr": np.tile(np.asarray(LRS, np.float32), len(DOC)),
+                "act": np.repeat(np.arange(len(DOC), dtype=np.int32), len(LRS)),
+            },
+            loss_takes_hparams=True,
+        )
+    runs, grads = {}, {}
+    for i, act in enumerate(ctx.progress(DOC, desc="activations")):
+        model = MLP(features=features, activation=act)
+        rows = np.arange(len(LRS))  # this activation's members of its sweep
         predict = jax.jit(model.apply)
+        if together is not None:
+            res, rows = together, rows + i * len(LRS)
+            predict = functools.partial(any_predict, k=i)  # one program for all four
+        else:
+
+            def loss(p, b, model=model):
+                return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
+
+            res = sweep(loss, {"lr": np.asarray(LRS, np.float32)})
+        final = np.asarray(res.history["loss"])[rows, -1]
+        best = int(np.argmin(np.where(np.isfinite(final), final, np.inf)))
+        member = res.member(int(rows[best]))
+        hist = member["history"]
         kernels = [k for k in hist if k.startswith("grad_norm/") and k.endswith("kernel")]
         layer_norms = np.stack([np.asarray(hist[k]) for k in kernels], 1)  # (epochs, L)
         runs[act] = {
@@ -137,10 +184,16 @@ def run(ctx: Context) -> StudyResult:
     vanishing = sig["first_to_last_layer_ratio_epoch1"] < 0.1 * min(
         r["first_to_last_layer_ratio_epoch1"] for a, r in runs.items() if a != "sigmoid"
     )
+    programs = (
+        "quick settings: every activation and rate vmapped in one `gdjax.sweep` program, each "
+        "run's activation picked by an index"
+        if ctx.quick
+        else "the rates vmapped in one `gdjax.sweep` program per activation"
+    )
     page = f"""
 MLP with {depth} hidden layers of {width} units (`gdjax.models.MLP`, default LeCun-normal
 initialisation), SGD + momentum 0.9 with each activation's best learning rate from
-{list(LRS)} (the rates vmapped in one `gdjax.sweep` program per activation), batch 32,
+{list(LRS)} ({programs}), batch 32,
 {epochs} epochs, with
 `Diagnostics(per_layer=True)`. Training accuracy is measured on the whole training set after
 training. "First/last layer" is the ratio of the mean gradient norm of the first hidden layer's

@@ -19,7 +19,7 @@ from experiments._core import Context, Study, StudyResult
 from experiments._data import corpus, movie_ratings
 from experiments._history import epoch_loss
 from experiments._report import figure, fmt, pct, table
-from experiments.studies import prng_key
+from experiments.studies import init_variables, prng_key
 from gdjax.data import fit_standardizer, load_sklearn, train_test_split
 from gdjax.models import LinearSVM, LogisticRegression
 
@@ -42,7 +42,7 @@ def linear_models(ctx: Context) -> dict:
     out = {"train_examples": len(xtr), "test_examples": len(xte), "epochs": epochs, "l2": lam}
 
     logreg = LogisticRegression()
-    p0 = logreg.init(prng_key(ctx), xtr[:1])
+    p0 = init_variables(ctx, logreg, xtr[:1], jit=False)
 
     def logreg_loss(p, b):
         s = logreg.apply(p, b[0])
@@ -56,6 +56,8 @@ def linear_models(ctx: Context) -> dict:
         (xtr, ytr.astype(np.float32)),
         batch_size=None,
         epochs=epochs,
+        # quick: a fixed order (each epoch's permutation is a program of its own to compile)
+        shuffle=not ctx.quick,
         key=prng_key(ctx),
     )
     acc = float(np.mean((np.asarray(logreg.apply(res.params, xte)) > 0) == yte))
@@ -70,7 +72,7 @@ def linear_models(ctx: Context) -> dict:
     }
 
     svm = LinearSVM()
-    p0 = svm.init(prng_key(ctx), xtr[:1])
+    p0 = init_variables(ctx, svm, xtr[:1], jit=False)
     ytr_pm, yte_pm = 2.0 * ytr - 1.0, 2.0 * yte - 1.0
 
     def svm_loss(p, b):
@@ -84,6 +86,7 @@ def linear_models(ctx: Context) -> dict:
         (xtr, ytr_pm.astype(np.float32)),
         batch_size=16,
         epochs=epochs,
+        shuffle=not ctx.quick,
         key=prng_key(ctx),
         # quick: no smaller last batch, whose step would compile into a second program
         drop_last=ctx.quick,
@@ -206,6 +209,7 @@ def matrix_factorization(ctx: Context) -> dict:
         seeds=ctx.seed,
         batch_size=256,
         epochs=epochs,
+        shuffle=not ctx.quick,
         # quick: no smaller last batch, whose step would compile into a second program
         drop_last=ctx.quick,
         validation_data={"val": val, "test": test},  # history: val_loss and test_loss
@@ -256,7 +260,9 @@ def skipgram(ctx: Context) -> dict:
         [ids[window + o : len(ids) - window + o] for o in range(-window, window + 1) if o]
     )
     if ctx.quick:
-        keep = np.random.default_rng(ctx.seed).permutation(len(centers))[:20480]  # 40 batches
+        # 10 batches of 512: each step's negative sampling draws batch × negatives × vocabulary
+        # Gumbel numbers (~80 ms on a CPU core), so here running costs more than compiling
+        keep = np.random.default_rng(ctx.seed).permutation(len(centers))[:5120]
         centers, contexts = centers[keep], contexts[keep]
     v, dim, negatives = len(vocab), 50, 5
     freq = np.array([counts[w] for w in vocab], np.float64)
@@ -282,6 +288,7 @@ def skipgram(ctx: Context) -> dict:
         (centers, contexts),
         batch_size=512,
         epochs=ctx.pick(2, 8),
+        shuffle=not ctx.quick,
         key=prng_key(ctx),
         takes_key=True,  # a fresh key per step draws the negative samples
         progress=ctx.show_progress,

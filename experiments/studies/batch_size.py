@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import itertools
 
-import jax
 import numpy as np
 
 import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import price_series
 from experiments._report import claims_table, figure, fmt, table
-from experiments.studies import prng_key
+from experiments.studies import init_variables, prng_key
 from gdjax.models import RNN
 
 SOURCE = "gradient-descent-for-neural-networks.md, 'Effect of Batch Size on Training Time'"
@@ -111,7 +110,7 @@ def run(ctx: Context) -> StudyResult:
         keep = len(xtr) // max(sizes) * max(sizes)
         xtr, ytr = xtr[:keep], ytr[:keep]
     model = RNN(hidden_size=ctx.pick(8, 32), num_outputs=1, cell="lstm")
-    params = jax.jit(model.init)(prng_key(ctx), xtr[:1])
+    params = init_variables(ctx, model, xtr[:1])
     epochs, repeats = ctx.pick(2, 30), ctx.pick(2, 5)
 
     def loss(p, b):
@@ -125,6 +124,8 @@ def run(ctx: Context) -> StudyResult:
             (xtr, ytr),
             batch_size=bs,
             epochs=epochs,
+            # quick: a fixed order (each epoch's permutation is a program of its own to compile)
+            shuffle=not ctx.quick,
             key=prng_key(ctx),
             **kw,
         )

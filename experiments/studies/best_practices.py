@@ -7,16 +7,20 @@ then fine-tuned with RMSprop and a dynamic learning rate on a toy translation ta
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import numpy as np
+import optax
 
 import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import images, sentiment_sequences
 from experiments._history import epoch_loss, final
 from experiments._report import claims_table, figure, fmt, pct, table
+from experiments._toy import either
 from experiments._translation import run_translation
-from experiments.studies import prng_key
+from experiments.studies import init_variables, prng_key
 from gdjax.data import fit_standardizer, load_sklearn, train_test_split
 from gdjax.models import CNN, MLP, RNNClassifier
 
@@ -33,7 +37,7 @@ def normalization(ctx: Context) -> dict:
     (xtr, ytr), (xte, yte) = train_test_split(x, y, test_fraction=0.3, seed=ctx.seed)
     scaler = fit_standardizer(xtr)
     model = MLP(features=(32, 3), activation="tanh")
-    params = jax.jit(model.init)(prng_key(ctx), xtr[:1])
+    params = init_variables(ctx, model, xtr[:1])
     grid = np.logspace(-6, 2, 17)
     epochs = ctx.pick(20, 200)
 
@@ -49,21 +53,37 @@ def normalization(ctx: Context) -> dict:
         "epochs": epochs,
     }
     optimizers = {"": gdjax.sgd, " (Adam)": gdjax.adam}
+    # optimizer name -> (hparams -> optimizer, the sweep's extra hparams)
+    makers: dict[str, tuple[Callable, dict]] = {
+        opt: (lambda h, make=make: make(h["lr"]), {}) for opt, make in optimizers.items()
+    }
+    if ctx.quick:  # SGD and Adam as one optimizer picked by a traced flag (both updates are
+        # computed, one is kept): all four sweeps then run the same compiled programs
+
+        def sgd_or_adam(h: dict) -> optax.GradientTransformation:
+            return either(h["adam"], gdjax.sgd(h["lr"]), gdjax.adam(h["lr"]))
+
+        makers = {
+            opt: (sgd_or_adam, {"adam": np.full(len(grid), i, np.float32)})
+            for i, opt in enumerate(optimizers)
+        }
     for name, (a, b) in {
         "raw inputs": (xtr, xte),
         "standardised": (scaler(xtr), scaler(xte)),
     }.items():
-        for opt, make in optimizers.items():
+        for opt, (make, flags) in makers.items():
             # one sweep per (input version, optimizer); both input versions share the programs
             res = gdjax.sweep(
                 loss,
                 params,
-                lambda h, make=make: make(h["lr"]),
+                make,
                 (a, ytr),
-                hparams={"lr": grid.astype(np.float32)},
+                hparams={"lr": grid.astype(np.float32), **flags},
                 seeds=ctx.seed,
                 batch_size=16,
                 epochs=epochs,
+                # quick: a fixed order (each epoch's permutation is a program of its own to compile)
+                shuffle=not ctx.quick,
                 # quick: no smaller last batch, whose step would compile into a second program
                 drop_last=ctx.quick,
                 validation_data=(b, yte),
@@ -95,7 +115,7 @@ def batch_norm(ctx: Context) -> dict:
     out = {"depth": depth, "epochs": epochs, "data": data.description}
     for bn in (False, True):
         model = MLP(features=(*[64] * depth, 10), activation="relu", batch_norm=bn)
-        variables = jax.jit(model.init)(prng_key(ctx), data.x_train[:1])
+        variables = init_variables(ctx, model, data.x_train[:1])
         params = {"params": variables["params"]}
         if bn:
 
@@ -119,6 +139,7 @@ def batch_norm(ctx: Context) -> dict:
             (data.x_train, data.y_train),
             batch_size=64,
             epochs=epochs,
+            shuffle=not ctx.quick,
             key=prng_key(ctx),
             model_state=state,
             drop_last=True,
@@ -140,7 +161,7 @@ def cnn(ctx: Context) -> dict:
     """(c) CNN + Adam + cross-entropy, the guide's Example 1."""
     data = images(ctx, ctx.pick(1000, 20000), ctx.pick(300, 10000))
     model = CNN(num_classes=10, channels=ctx.pick((4, 8), (16, 32)), dense=ctx.pick(16, 64))
-    params = jax.jit(model.init)(prng_key(ctx), data.x_train[:1])
+    params = init_variables(ctx, model, data.x_train[:1])
 
     def loss(p, b):
         return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
@@ -156,6 +177,7 @@ def cnn(ctx: Context) -> dict:
         (data.x_train, data.y_train),
         batch_size=64,
         epochs=epochs,
+        shuffle=not ctx.quick,
         key=prng_key(ctx),
         drop_last=True,
         validation_data=(data.x_test, data.y_test),
@@ -181,7 +203,7 @@ def rnn_sentiment(ctx: Context) -> dict:
     model = RNNClassifier(
         vocab_size=1000, num_classes=2, embed_dim=32, hidden_size=ctx.pick(16, 64)
     )
-    params = jax.jit(model.init)(prng_key(ctx), data.x_train[:1])
+    params = init_variables(ctx, model, data.x_train[:1])
 
     def loss(p, b):
         return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
@@ -197,6 +219,7 @@ def rnn_sentiment(ctx: Context) -> dict:
         (data.x_train, data.y_train),
         batch_size=32,
         epochs=epochs,
+        shuffle=not ctx.quick,
         key=prng_key(ctx),
         drop_last=True,
         validation_data=(data.x_test, data.y_test),

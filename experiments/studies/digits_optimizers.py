@@ -22,7 +22,8 @@ import optax
 import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._report import figure, pct, table
-from experiments.studies import prng_key
+from experiments._toy import either
+from experiments.studies import init_variables
 from gdjax.data import fit_standardizer, load_sklearn, train_test_split
 from gdjax.models import MLP
 
@@ -85,7 +86,7 @@ def run(ctx: Context) -> StudyResult:
     epochs, batch = ctx.pick(2, 12), 32
     grid = ctx.pick(QUICK_GRID, GRID)
     model = MLP(features=(64, 64, 10), activation="tanh")
-    params = jax.jit(model.init)(prng_key(ctx), xtr[:1])
+    params = init_variables(ctx, model, xtr[:1])
 
     def loss_fn(p, b):
         return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
@@ -97,22 +98,40 @@ def run(ctx: Context) -> StudyResult:
     )
     factories = registry()
     names = [n for n in QUICK if n in factories] if ctx.quick else list(factories)
+
+    def quick_pair(hp: dict) -> optax.GradientTransformation:
+        """The two quick optimizers as one, picked by a traced flag (both updates are
+        computed, one is kept): both sweeps then run the same compiled programs."""
+        first, second = (
+            own_buffers(factories[n](learning_rate=hp["learning_rate"])) for n in QUICK
+        )
+        return either(hp["second"], first, second)
+
     rows, curves, skipped = {}, {}, {}
     for name in ctx.progress(names, desc="optimizers"):
         reason = why_not_swept(name, factories[name], params)
         if reason:
             skipped[name] = reason
             continue
+        hparams = {"learning_rate": np.asarray(grid, np.float32)}
+
+        def make(hp: dict, f: Callable = factories[name]) -> optax.GradientTransformation:
+            return own_buffers(f(learning_rate=hp["learning_rate"]))
+
+        if ctx.quick and names == list(QUICK):  # both quick optimizers are in the registry
+            hparams["second"] = np.full(len(grid), QUICK.index(name), np.float32)
         t0 = time.perf_counter()
         res = gdjax.sweep(
             loss_fn,
             params,
-            lambda hp, f=factories[name]: own_buffers(f(learning_rate=hp["learning_rate"])),
+            quick_pair if "second" in hparams else make,
             (xtr, ytr),
-            hparams={"learning_rate": np.asarray(grid, np.float32)},
+            hparams=hparams,
             seeds=ctx.seed + 1,
             batch_size=batch,
             epochs=epochs,
+            # quick: a fixed order (each epoch's permutation is a program of its own to compile)
+            shuffle=not ctx.quick,
             # quick: no smaller last batch, whose step would compile into a second program
             drop_last=ctx.quick,
         )

@@ -9,14 +9,13 @@ off at evaluation).
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 
 import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import corpus
 from experiments._report import figure, fmt, pct, table
-from experiments.studies import prng_key
+from experiments.studies import init_variables, prng_key
 from gdjax.models import RNNLanguageModel
 
 SOURCE = "gradient-descent-for-neural-networks.md, 'Effect of Dropout on Test Accuracy'"
@@ -73,7 +72,7 @@ def run(ctx: Context) -> StudyResult:
         )
 
     # dropout adds no weights: every rate starts from the same initial weights
-    params = jax.jit(make_model(0.0).init)(key, xtr[:1])
+    params = init_variables(ctx, make_model(0.0), xtr[:1])
     runs = {}
     rates = ctx.pick((0.0, 0.5), tuple(DOC))
     for rate in ctx.progress(rates, desc="dropout rates"):
@@ -96,6 +95,8 @@ def run(ctx: Context) -> StudyResult:
             (xtr, ytr),
             batch_size=32,
             epochs=epochs,
+            # quick: a fixed order (each epoch's permutation is a program of its own to compile)
+            shuffle=not ctx.quick,
             key=key,
             takes_key=True,
             eval_loss_fn=eval_loss,

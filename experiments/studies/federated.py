@@ -24,7 +24,7 @@ import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import images
 from experiments._report import claims_table, figure, pct, table
-from experiments.studies import prng_key
+from experiments.studies import init_variables, prng_key
 from gdjax.models import MLP
 
 SOURCE = (
@@ -122,7 +122,7 @@ def measure(ctx: Context) -> dict[str, Any]:
     xte = data.x_test.reshape(len(data.x_test), -1)
     yte = data.y_test.astype(np.int32)
     model = MLP(features=(*s["hidden"], 10))
-    params = jax.jit(model.init)(prng_key(ctx), x[:1])
+    params = init_variables(ctx, model, x[:1])
 
     def loss(p: Any, batch: tuple) -> jax.Array:
         return gdjax.losses.softmax_cross_entropy(model.apply(p, batch[0]), batch[1])

@@ -18,13 +18,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.flatten_util import ravel_pytree
 
 import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import sentiment
 from experiments._report import claims_table, figure, fmt, pct, table
-from experiments.studies import prng_key
+from experiments._toy import either
+from experiments.studies import init_variables, prng_key
 from gdjax.models import MLP
 
 SOURCE = "gradient-descent-for-neural-networks.md, 'Comparing Gradient Descent Variants'"
@@ -207,7 +209,7 @@ def run(ctx: Context) -> StudyResult:
     data = sentiment(ctx, ctx.pick(576, 4000), vocab_size=ctx.pick(300, 1000))
     n = len(data.x_train)
     model = MLP(features=(64, 2), activation="relu")
-    params = jax.jit(model.init)(prng_key(ctx), data.x_train[:1])
+    params = init_variables(ctx, model, data.x_train[:1])
     epochs, timing_epochs = ctx.pick(3, 25), ctx.pick(1, 3)
     variants = {
         "batch GD": (n, lambda h: gdjax.sgd(h["lr"])),
@@ -220,24 +222,42 @@ def run(ctx: Context) -> StudyResult:
     def loss(p, b):
         return gdjax.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
 
+    def sgd_or_adam(h: dict) -> optax.GradientTransformation:
+        return either(h["adam"], gdjax.sgd(h["lr"]), gdjax.adam(h["lr"]))
+
     train = (data.x_train, data.y_train)
     predict = jax.jit(model.apply)
     runs, curves, mid_params = {}, {}, None
     for name, (batch, make) in variants.items():
         grid = GRIDS[name]
-        # the full training loss after every epoch: the training set is the validation data
-        res = gdjax.sweep(
-            loss,
-            params,
-            make,
-            train,
-            hparams={"lr": np.asarray(grid, np.float32)},
-            seeds=ctx.seed,
-            batch_size=batch,
-            epochs=epochs,
-            validation_data=train,
-            progress=ctx.show_progress,
-        )
+        hparams = {"lr": np.asarray(grid, np.float32)}
+        sweep_make = make
+        if ctx.quick:  # every variant's optimizer as SGD or Adam picked by a traced flag (both
+            # updates are computed, one is kept): the variants then share every compiled
+            # program but the steps, and mini-batch GD and Adam (both batch 32) those too
+            sweep_make = sgd_or_adam
+            hparams["adam"] = np.full(len(grid), float(name.startswith("Adam")), np.float32)
+
+        def grid_sweep(
+            epochs: int, batch: int = batch, make: Callable = sweep_make, hparams: dict = hparams
+        ) -> gdjax.SweepResult:
+            # the full training loss after every epoch: the training set is the validation data
+            return gdjax.sweep(
+                loss,
+                params,
+                make,
+                train,
+                hparams=hparams,
+                seeds=ctx.seed,
+                batch_size=batch,
+                epochs=epochs,
+                # quick: a fixed order (each epoch's permutation is a program of its own to compile)
+                shuffle=not ctx.quick,
+                validation_data=train,
+                progress=ctx.show_progress,
+            )
+
+        res = grid_sweep(epochs)
         full = res.history["val_loss"]
         hits = np.array([first_epoch_at(c, target) for c in full])
         best = pick_best(hits, full[:, -1])
@@ -257,7 +277,12 @@ def run(ctx: Context) -> StudyResult:
                 key=prng_key(ctx, ctx.seed + 1),
             )
             per_epoch = float(np.median(timing.epoch_seconds[1:]))  # the first epoch compiles
-        if name == "mini-batch GD (32)":  # the common mid-training point for the noise
+        if name == "mini-batch GD (32)" and ctx.quick:
+            # the common mid-training point for the noise: the chosen rate's member after one
+            # epoch of the same sweep again, whose programs are compiled already (a fit would
+            # compile its own)
+            mid_params = grid_sweep(1).member(best)["params"]
+        elif name == "mini-batch GD (32)":  # the common mid-training point for the noise
             mid_params = gdjax.fit(
                 loss,
                 params,

@@ -23,7 +23,7 @@ import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._history import epoch_loss, final
 from experiments._report import figure, fmt, pct, table
-from experiments._toy import minimize_sweep
+from experiments._toy import either, minimize_sweep
 from experiments.studies import prng_key
 
 SOURCE = "gradient-descent-for-neural-networks.md, 'Common Misconceptions' 1, 2, 4, 5"
@@ -101,12 +101,28 @@ def part_b(ctx: Context, seed: int) -> dict:
     grid = np.logspace(-4, 1, ctx.pick(11, 26))
     x0 = np.ones((len(grid), dim), np.float32)
     out = {"dim": dim, "condition_number": cond, "steps": steps, "lr_grid": grid.tolist()}
+    makers = list(ADAPTIVE.values())
+
+    def any_adaptive(h: dict) -> optax.GradientTransformation:
+        """Optimizer ``2·hi + lo`` of ``ADAPTIVE`` (traced flags; all four updates computed)."""
+        low = either(h["lo"], makers[0](h), makers[1](h))
+        return either(h["hi"], low, either(h["lo"], makers[2](h), makers[3](h)))
+
     for rotate in (False, True):
         f = quadratic(dim, cond, rotate, seed)
         f0 = float(f(x0[0].astype(np.float64)))
         rows = {}
-        for name, make in ADAPTIVE.items():
-            _, vals = minimize_sweep(f, x0, make, {"learning_rate": grid}, steps=steps)
+        together = None
+        if ctx.quick:  # the four optimizers' grids in one vmapped program, not four
+            k = np.repeat(np.arange(len(ADAPTIVE)), len(grid))
+            hp = {"learning_rate": np.tile(grid, len(ADAPTIVE)), "hi": k // 2, "lo": k % 2}
+            x0s = np.tile(x0, (len(ADAPTIVE), 1))
+            _, together = minimize_sweep(f, x0s, any_adaptive, hp, steps=steps)
+        for i, (name, make) in enumerate(ADAPTIVE.items()):
+            if together is not None:
+                vals = together[i * len(grid) : (i + 1) * len(grid)]
+            else:
+                _, vals = minimize_sweep(f, x0, make, {"learning_rate": grid}, steps=steps)
             final = np.where(np.isfinite(vals[:, -1]), vals[:, -1], np.inf)
             best = int(np.argmin(final))
             reached = np.nonzero(vals[best] <= 1e-6 * f0)[0]
@@ -201,6 +217,8 @@ def part_d(ctx: Context, seed: int) -> dict:
             (xtr, ytr),
             batch_size=32,
             epochs=ctx.pick(3, 30),
+            # quick: a fixed order (each epoch's permutation is a program of its own to compile)
+            shuffle=not ctx.quick,
             drop_last=True,
             key=prng_key(ctx, seed),
             validation_data=(xte, yte),
@@ -271,6 +289,7 @@ def part_e(ctx: Context, seed: int) -> dict:
         seeds=seed,
         batch_size=32,
         epochs=ctx.pick(3, 20),
+        shuffle=not ctx.quick,
         drop_last=True,
         validation_data=(xte, yte),
         metrics={"acc": accuracy},

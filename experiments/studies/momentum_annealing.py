@@ -16,7 +16,7 @@ from experiments._core import Context, Study, StudyResult
 from experiments._history import epoch_loss, final
 from experiments._report import figure, fmt, pct, table
 from experiments._toy import either, minimize_sweep
-from experiments.studies import prng_key
+from experiments.studies import init_variables, prng_key
 from gdjax import schedules
 from gdjax.data import fit_standardizer, load_sklearn, train_test_split
 from gdjax.models import MLP
@@ -130,7 +130,7 @@ def digits_split(seed: int):
 def annealing(ctx: Context) -> dict:
     xtr, ytr, xte, yte = digits_split(ctx.seed)
     model = MLP(features=(128, 10), activation="relu")
-    params = jax.jit(model.init)(prng_key(ctx), xtr[:1])
+    params = init_variables(ctx, model, xtr[:1])
     epochs, batch, lr = ctx.pick(3, 30), 32, 0.1
     # the last, smaller batch is dropped: every step's loss (whose spread is measured) is over
     # the same number of examples
@@ -151,6 +151,8 @@ def annealing(ctx: Context) -> dict:
         seeds=ctx.seed,
         batch_size=batch,
         epochs=epochs,
+        # quick: a fixed order (each epoch's permutation is a program of its own to compile)
+        shuffle=not ctx.quick,
         drop_last=True,
         validation_data=(xte, yte),
         metrics={"acc": accuracy},
@@ -185,7 +187,7 @@ def stopping(ctx: Context) -> dict:
     n_train = ctx.pick(384, 400)
     xtr, ytr = xtr[:n_train], ytr[:n_train]
     model = MLP(features=(256, 256, 10), activation="relu")
-    params = jax.jit(model.init)(prng_key(ctx), xtr[:1])
+    params = init_variables(ctx, model, xtr[:1])
     max_epochs = ctx.pick(8, 200)
 
     def loss(p, b):
@@ -208,6 +210,7 @@ def stopping(ctx: Context) -> dict:
             (xtr, ytr),
             batch_size=32,
             epochs=max_epochs,
+            shuffle=not ctx.quick,
             key=prng_key(ctx),
             validation_data=(xval, yval),
             **kw,

@@ -18,7 +18,7 @@ import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._data import cifar10
 from experiments._report import figure, fmt, table
-from experiments.studies import prng_key
+from experiments.studies import init_variables
 from gdjax.models import ResNet
 
 SOURCE = "gradient-descent-for-neural-networks.md, 'Impact of Number of Layers on Training Time'"
@@ -33,12 +33,13 @@ def time_depth(
     steps: int,
     x: np.ndarray,
     y: np.ndarray,
-    key: jax.Array,
+    ctx: Context,
     conv_implementation: str = "auto",
 ) -> dict:
     """Compile ``steps`` training steps as one scanned program, then time one run of it."""
     model = ResNet(depth=depth, widths=widths, conv_implementation=conv_implementation)
-    variables = jax.jit(model.init)(key, x[:1])
+    # the initial weights (step time does not depend on them)
+    variables = init_variables(ctx, model, x[:1])
     params, stats = variables["params"], variables["batch_stats"]
     opt = gdjax.chain(gdjax.add_decayed_weights(5e-4), gdjax.sgd(0.1, momentum=0.9))
     n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
@@ -98,15 +99,14 @@ def run(ctx: Context) -> StudyResult:
             "CIFAR-10 was not found under `--data-dir` (cifar-10-batches-bin/). Step time "
             "does not depend on pixel values."
         )
-    key = prng_key(ctx)  # the initial weights (step time does not depend on them)
     runs = {}
     for d in ctx.progress(depths, desc="ResNet depths"):
-        runs[f"ResNet-{d}"] = time_depth(d, widths, batch, steps, x, y, key)
+        runs[f"ResNet-{d}"] = time_depth(d, widths, batch, steps, x, y, ctx)
     base = runs[f"ResNet-{depths[0]}"]["seconds_per_step"]
     # The same shallowest step with XLA's own convolution inside the scan, for comparison
     # (skipped under --quick: one more model to compile).
     xla_steps = 2
-    xla = None if ctx.quick else time_depth(depths[0], widths, batch, xla_steps, x, y, key, "xla")
+    xla = None if ctx.quick else time_depth(depths[0], widths, batch, xla_steps, x, y, ctx, "xla")
     rows = []
     for d in depths:
         r = runs[f"ResNet-{d}"]

@@ -25,7 +25,7 @@ import gdjax
 from experiments._core import Context, Study, StudyResult
 from experiments._report import claims_table, figure, fmt, pct, table
 from experiments._toy import minimize_sweep
-from experiments.studies import prng_key
+from experiments.studies import init_variables
 from experiments.studies.misconceptions import anneal, rastrigin
 from gdjax.data import load_sklearn
 
@@ -213,7 +213,7 @@ def mlp(ctx: Context) -> dict:
     x = _standardize(x)
     xtr, ytr, xte, yte = x[:1437], y[:1437], x[1437:], y[1437:]
     model = MLP(features=(128, 128, 10), activation="tanh")
-    params = jax.jit(model.init)(prng_key(ctx), xtr[:1])
+    params = init_variables(ctx, model, xtr[:1])
     n = gdjax.curvature.num_params(params)
 
     def loss(p):

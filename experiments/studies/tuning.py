@@ -73,6 +73,8 @@ class _Problem:
             "metrics": {"acc": self.accuracy},
             "batch_size": 128,
             "drop_last": True,
+            # quick: a fixed order (each epoch's permutation is a program of its own to compile)
+            "shuffle": not ctx.quick,
             "epochs": self.epochs,
             "objective": "val_acc",
             "mode": "max",
@@ -133,6 +135,7 @@ def measure(ctx: Context) -> dict:
         num=num,
         batch_size=128,
         drop_last=True,
+        shuffle=not ctx.quick,
         seed=ctx.seed,
     )
     side = math.isqrt(n)
