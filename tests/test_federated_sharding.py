@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tests._xla import xla_flags
+
 HELPER = Path(__file__).parent / "_federated_helpers" / "sharded_run.py"
 
 
 def test_four_device_mesh_splits_the_clients_and_matches_one_device(tmp_path):
-    env = dict(
-        os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4"
-    )
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(devices=4))
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), env.get("PYTHONPATH", "")])
     out = tmp_path / "r.npz"
     proc = subprocess.run(

@@ -15,6 +15,7 @@ import numpy as np
 import gdjax
 from gdjax.data import write_memmap
 from gdjax.train.checkpoint import CHECKPOINTS_SUBDIR
+from tests._xla import xla_flags
 
 HELPERS = Path(__file__).parent / "_train_helpers"
 sys.path.insert(0, str(HELPERS))
@@ -36,8 +37,7 @@ def test_two_processes_train_like_one_and_share_checkpoints(tmp_path):
     data = write_memmap(tmp_path / "data", (X, Y))
     ckpt, port = tmp_path / "ckpt", _free_port()
     path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=path)
-    env.pop("XLA_FLAGS", None)  # one device per process
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=path, XLA_FLAGS=xla_flags())
     args = [str(port), str(data), str(ckpt)]
 
     def out(i):

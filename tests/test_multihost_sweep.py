@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gdjax
+from tests._xla import xla_flags
 
 HELPER = Path(__file__).parent / "_train_helpers" / "sweep_sharded_run.py"
 ROOT = Path(__file__).parents[1]
@@ -20,7 +21,7 @@ def test_sweep_members_split_over_devices(tmp_path):
     env = dict(
         os.environ,
         JAX_PLATFORMS="cpu",
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        XLA_FLAGS=xla_flags(devices=4),
         PYTHONPATH=path,  # the checkout under test, not whichever gdjax is installed
     )
     out = tmp_path / "r.npz"
